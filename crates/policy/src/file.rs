@@ -1,0 +1,178 @@
+//! The config file as written: serde types that mirror the TOML one to one.
+//!
+//! Values that need checking beyond their TOML type (durations, sizes, addresses, names that refer to other
+//! sections) are kept as [`Spanned`] so that [`crate::compile`] can point at the exact line and column.
+//! Every table denies unknown keys: a typo must be an error, not a silently ignored setting.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub listeners: Vec<ListenerFile>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamFile>,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub trusted_proxies: Vec<S<String>>,
+    #[serde(default)]
+    pub block: BlockFile,
+    #[serde(default)]
+    pub console: ConsoleFile,
+    #[serde(default)]
+    pub log: LogFile,
+    pub data_dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    pub name: Option<String>,
+    pub addr: S<String>,
+    pub tls: Option<TlsFile>,
+    /// Expect a PROXY protocol v1/v2 header from trusted peers.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    pub max_connections: Option<u32>,
+    pub max_connections_per_ip: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub certificates: Vec<CertificateFile>,
+    /// "1.2" or "1.3": the oldest protocol version accepted.
+    pub min_version: Option<S<String>>,
+    /// Offer HTTP/2 through ALPN (default true).
+    pub http2: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFile {
+    pub cert: S<String>,
+    pub key: S<String>,
+    /// SNI names served by this certificate; empty means "the names in the certificate". The first
+    /// certificate is also the default for clients that send no SNI.
+    #[serde(default)]
+    pub server_names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    pub targets: Vec<S<String>>,
+    pub balance: Option<S<String>>,
+    /// "http1" or "http2" towards the targets.
+    pub protocol: Option<S<String>>,
+    pub connect_timeout: Option<S<String>>,
+    pub read_timeout: Option<S<String>>,
+    pub pool_idle_timeout: Option<S<String>>,
+    pub pool_max_idle: Option<usize>,
+    pub retries: Option<u32>,
+    /// Extra PEM CA bundle to trust for https targets (in addition to the built-in web roots).
+    pub ca_file: Option<S<String>>,
+    pub health: Option<HealthFile>,
+    pub passive: Option<PassiveFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    pub path: Option<S<String>>,
+    pub interval: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub healthy_threshold: Option<u32>,
+    pub unhealthy_threshold: Option<u32>,
+    /// Status codes counted as healthy: "2xx" and "3xx" by default.
+    pub expect_status: Option<Vec<u16>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveFile {
+    pub max_failures: Option<u32>,
+    pub eject_for: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub name: Option<String>,
+    /// Host to match ("api.example.com", "*.example.com"); absent matches any host.
+    pub host: Option<S<String>>,
+    pub path: Option<S<String>>,
+    /// "prefix" (default), "exact" or "template" ("/users/{id}/orders").
+    #[serde(rename = "match")]
+    pub match_kind: Option<S<String>>,
+    pub upstream: S<String>,
+    pub mode: Option<S<String>>,
+    pub body: Option<BodyFile>,
+    /// Time for the whole upstream exchange up to the response head.
+    pub timeout: Option<S<String>>,
+    /// Kept as raw TOML here: the detection engine owns its schema (see the detect crate).
+    pub detection: Option<S<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyFile {
+    /// How much of a request body is held for inspection before it is forwarded.
+    pub inspect_limit: Option<S<String>>,
+    /// What happens past `inspect_limit`: "block" (413) or "pass" (forward uninspected).
+    pub oversize: Option<S<String>>,
+    /// Hard cap on a request body; beyond it the request is answered 413 whatever the mode.
+    pub max_size: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_uri_length: Option<usize>,
+    pub max_header_bytes: Option<S<String>>,
+    pub max_headers: Option<usize>,
+    pub header_read_timeout: Option<S<String>>,
+    pub idle_timeout: Option<S<String>>,
+    pub tls_handshake_timeout: Option<S<String>>,
+    pub h2_max_concurrent_streams: Option<u32>,
+    pub h2_max_pending_resets: Option<usize>,
+    pub h2_max_local_error_resets: Option<usize>,
+    pub max_connections: Option<u32>,
+    pub max_connections_per_ip: Option<u32>,
+    pub shutdown_grace: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockFile {
+    pub status: Option<S<u16>>,
+    pub content_type: Option<String>,
+    /// Body template; `{request_id}` is replaced by the request id.
+    pub body: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleFile {
+    pub listen: Option<S<String>>,
+    /// Bearer token for the admin API; metrics and health stay open on the console port.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    /// One JSON line per request on stdout (default true).
+    pub access: Option<bool>,
+    pub level: Option<String>,
+}

@@ -1,0 +1,238 @@
+//! Request and response bodies as they cross the proxy.
+//!
+//! Bodies stream: the proxy holds at most the route's inspection limit (plus one frame) of a request body,
+//! and nothing of a response body. [`ProxyBody`] is what goes upstream: nothing, a fully buffered body
+//! (replayable for retries), or the inspected prefix followed by the rest of the client's stream.
+//! [`RespBody`] is what goes back to the client: the upstream's stream or a small body of our own.
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body sent to the upstream.
+pub enum ProxyBody {
+    Empty,
+    /// A body held entirely in memory; cloning it for a retry is cheap.
+    Buffered {
+        data: Option<Bytes>,
+        trailers: Option<HeaderMap>,
+    },
+    /// The inspected prefix, then the rest of the client's body as it arrives. `limit` enforces the route's
+    /// hard `max_size` on what follows.
+    Stream {
+        prefix: Option<Bytes>,
+        rest: Incoming,
+        sent: u64,
+        max: Option<u64>,
+    },
+}
+
+impl ProxyBody {
+    pub fn buffered(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+        ProxyBody::Buffered {
+            data: (!data.is_empty()).then_some(data),
+            trailers,
+        }
+    }
+
+    /// A copy for a retry, when the body is fully in memory.
+    pub fn try_clone(&self) -> Option<ProxyBody> {
+        match self {
+            ProxyBody::Empty => Some(ProxyBody::Empty),
+            ProxyBody::Buffered { data, trailers } => Some(ProxyBody::Buffered {
+                data: data.clone(),
+                trailers: trailers.clone(),
+            }),
+            ProxyBody::Stream { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds the route's max_size of {0} bytes")]
+pub struct BodyTooLarge(pub u64);
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ProxyBody::Empty => Poll::Ready(None),
+            ProxyBody::Buffered { data, trailers } => {
+                if let Some(d) = data.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
+                }
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+            }
+            ProxyBody::Stream {
+                prefix,
+                rest,
+                sent,
+                max,
+            } => {
+                if let Some(p) = prefix.take() {
+                    *sent += p.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(p))));
+                }
+                match Pin::new(rest).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(d) = frame.data_ref() {
+                            *sent += d.len() as u64;
+                            if let Some(m) = *max {
+                                if *sent > m {
+                                    return Poll::Ready(Some(Err(Box::new(BodyTooLarge(m)))));
+                                }
+                            }
+                        }
+                        Poll::Ready(Some(Ok(frame)))
+                    }
+                    Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Empty => true,
+            ProxyBody::Buffered { data, trailers } => data.is_none() && trailers.is_none(),
+            ProxyBody::Stream { prefix, rest, .. } => prefix.is_none() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Empty => SizeHint::with_exact(0),
+            ProxyBody::Buffered { data, .. } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            ProxyBody::Stream { prefix, rest, .. } => {
+                let p = prefix.as_ref().map_or(0, |p| p.len() as u64);
+                let h = rest.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(h.lower() + p);
+                if let Some(u) = h.upper() {
+                    out.set_upper(u + p);
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The body sent back to the client.
+pub enum RespBody {
+    Upstream(Incoming),
+    Full(Option<Bytes>),
+}
+
+impl RespBody {
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        RespBody::Full(Some(b.into()))
+    }
+
+    pub fn empty() -> Self {
+        RespBody::Full(None)
+    }
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RespBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            RespBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RespBody::Upstream(b) => b.is_end_stream(),
+            RespBody::Full(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RespBody::Upstream(b) => b.size_hint(),
+            RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |d| d.len() as u64)),
+        }
+    }
+}
+
+/// What reading the inspected part of a request body produced.
+pub enum Collected {
+    /// The whole body fit under the limit.
+    Complete { data: Bytes, trailers: Option<HeaderMap> },
+    /// The limit was reached: `prefix` holds at least `limit` bytes, `rest` the unread remainder.
+    Overflow { prefix: Bytes, rest: Incoming },
+}
+
+/// Reads up to `limit` bytes of `body` (the last frame may carry it past the limit by one frame).
+pub async fn collect_prefix(
+    mut body: Incoming,
+    limit: usize,
+    expected: Option<u64>,
+) -> Result<Collected, hyper::Error> {
+    use http_body_util::BodyExt;
+    let cap = expected.map_or(8 * 1024, |n| n.min(limit as u64) as usize);
+    let mut first: Option<Bytes> = None;
+    let mut buf: Option<BytesMut> = None;
+    let mut len = 0usize;
+    loop {
+        let Some(frame) = body.frame().await else {
+            return Ok(Collected::Complete {
+                data: join(first, buf),
+                trailers: None,
+            });
+        };
+        let frame = frame?;
+        match frame.into_data() {
+            Ok(data) => {
+                len += data.len();
+                // The common single-frame body is kept as is, without a copy.
+                match (&mut first, &mut buf) {
+                    (None, None) => first = Some(data),
+                    (Some(f), None) => {
+                        let mut b = BytesMut::with_capacity(cap.max(f.len() + data.len()));
+                        b.extend_from_slice(f);
+                        b.extend_from_slice(&data);
+                        first = None;
+                        buf = Some(b);
+                    }
+                    (_, Some(b)) => b.extend_from_slice(&data),
+                }
+                if len > limit {
+                    return Ok(Collected::Overflow {
+                        prefix: join(first, buf),
+                        rest: body,
+                    });
+                }
+            }
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    return Ok(Collected::Complete {
+                        data: join(first, buf),
+                        trailers: Some(trailers),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn join(first: Option<Bytes>, buf: Option<BytesMut>) -> Bytes {
+    match (first, buf) {
+        (_, Some(b)) => b.freeze(),
+        (Some(f), None) => f,
+        (None, None) => Bytes::new(),
+    }
+}

@@ -1,0 +1,427 @@
+//! The request stage: framing checks -> route -> body (held up to the inspection limit) -> inspection ->
+//! verdict by mode -> upstream (with retries where safe) -> response.
+
+use crate::body::{collect_prefix, Collected, ProxyBody, RespBody};
+use crate::headers::{self, Forwarding, Reject};
+use crate::inspect::{Inspection, RequestContext};
+use crate::metrics::{Label, RequestLabels};
+use crate::runtime::{Runtime, Shared};
+use crate::upstream::UpstreamPool;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use rampart_policy::{Mode, Oversize, Route};
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Facts about the client connection that every request on it shares.
+pub struct ConnInfo {
+    pub peer: IpAddr,
+    /// The client address as the connection layer established it (PROXY protocol from a trusted peer).
+    pub client: IpAddr,
+    pub tls: bool,
+    pub listener: Arc<str>,
+}
+
+/// What happened to a request, for the access log and metrics.
+struct Outcome {
+    action: &'static str,
+    route: Option<Arc<str>>,
+    inspection: Option<Inspection>,
+    upstream_target: Option<Arc<str>>,
+    body_uninspected: bool,
+}
+
+impl Outcome {
+    fn new(action: &'static str) -> Self {
+        Outcome {
+            action,
+            route: None,
+            inspection: None,
+            upstream_target: None,
+            body_uninspected: false,
+        }
+    }
+}
+
+pub async fn handle(
+    req: Request<Incoming>,
+    conn: Arc<ConnInfo>,
+    shared: Arc<Shared>,
+) -> Result<Response<RespBody>, Infallible> {
+    let start = Instant::now();
+    let rt = shared.load();
+    let request_id = shared.ids.next();
+    let method = req.method().clone();
+    let path_for_log: Box<str> = req.uri().path().into();
+    let (mut resp, outcome) = pipeline(req, &conn, &shared, &rt, &request_id).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(headers::X_REQUEST_ID.clone(), v);
+    }
+    let status = resp.status().as_u16();
+    let route = outcome.route.clone().unwrap_or_else(|| Arc::from("-"));
+    let elapsed = start.elapsed();
+    shared
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route.clone(),
+            status,
+            action: outcome.action,
+        })
+        .inc();
+    shared
+        .metrics
+        .request_duration
+        .get_or_create(&Label("route", route.clone()))
+        .observe(elapsed.as_secs_f64());
+    if rt.policy.log.access {
+        let findings = outcome
+            .inspection
+            .as_ref()
+            .filter(|i| !i.findings.is_empty())
+            .map(|i| serde_json::to_string(&i.findings).unwrap_or_default());
+        tracing::info!(
+            target: "access",
+            request_id = %request_id,
+            client = %conn.client,
+            listener = %conn.listener,
+            method = %method,
+            path = %path_for_log,
+            route = %route,
+            status,
+            action = outcome.action,
+            upstream = outcome.upstream_target.as_deref().unwrap_or("-"),
+            latency_us = elapsed.as_micros() as u64,
+            score = outcome.inspection.as_ref().map_or(0, |i| i.score),
+            findings = findings.as_deref().unwrap_or(""),
+            body_uninspected = outcome.body_uninspected,
+        );
+    }
+    Ok(resp)
+}
+
+async fn pipeline(
+    req: Request<Incoming>,
+    conn: &ConnInfo,
+    shared: &Shared,
+    rt: &Runtime,
+    request_id: &str,
+) -> (Response<RespBody>, Outcome) {
+    let policy = &rt.policy;
+    let mut req = req;
+    let upgrade = headers::is_upgrade(req.version(), req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+
+    if let Err(reject) = headers::check_request(&parts, &policy.limits) {
+        shared.metrics.reject(reject.reason());
+        let close = reject != Reject::UriTooLong;
+        let mut resp = error_response(reject.status(), reject.reason(), request_id);
+        if close {
+            // The framing of what follows on this connection cannot be trusted.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return (resp, Outcome::new("reject"));
+    }
+
+    let host = headers::request_host(&parts).to_string();
+    let Some(route) = policy.routes.find(&host, parts.uri.path()) else {
+        return (
+            error_response(StatusCode::NOT_FOUND, "no route for this host and path", request_id),
+            Outcome::new("no_route"),
+        );
+    };
+    let mut outcome = Outcome::new("pass");
+    outcome.route = Some(route.name.clone());
+
+    let peer_trusted = policy.trusted_proxies.contains(conn.peer);
+    let client_ip = if conn.client != conn.peer {
+        conn.client
+    } else {
+        headers::client_ip(conn.peer, &parts.headers, &policy.trusted_proxies)
+    };
+
+    // Hard size cap, whatever the mode, when the length is declared up front.
+    let declared_len = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let (Some(max), Some(len)) = (route.body.max_size, declared_len) {
+        if len > max {
+            outcome.action = "too_large";
+            return (
+                error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body exceeds the route's limit",
+                    request_id,
+                ),
+                outcome,
+            );
+        }
+    }
+
+    // Body: hold up to the inspection limit, then decide.
+    let has_body = declared_len.map_or(!body_is_empty(&body), |n| n > 0);
+    let (upstream_body, inspected, truncated) = if route.mode == Mode::Off || !has_body {
+        (stream_body(None, body, route), Bytes::new(), false)
+    } else {
+        match collect_prefix(body, route.body.inspect_limit, declared_len).await {
+            Ok(Collected::Complete { data, trailers }) => (ProxyBody::buffered(data.clone(), trailers), data, false),
+            Ok(Collected::Overflow { prefix, rest }) => {
+                if route.mode == Mode::Block && route.body.oversize == Oversize::Block {
+                    outcome.action = "too_large";
+                    let mut resp = error_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request body exceeds the inspection limit",
+                        request_id,
+                    );
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    return (resp, outcome);
+                }
+                outcome.body_uninspected = true;
+                shared
+                    .metrics
+                    .uninspected_bodies
+                    .get_or_create(&Label("route", route.name.clone()))
+                    .inc();
+                let inspected = prefix.slice(..route.body.inspect_limit.min(prefix.len()));
+                (stream_body(Some(prefix), rest, route), inspected, true)
+            }
+            Err(e) => {
+                outcome.action = "client_error";
+                tracing::debug!(request_id, error = %e, "client body read failed");
+                return (
+                    error_response(StatusCode::BAD_REQUEST, "could not read the request body", request_id),
+                    outcome,
+                );
+            }
+        }
+    };
+    if let (Some(max), false) = (route.body.max_size, truncated) {
+        if inspected.len() as u64 > max {
+            outcome.action = "too_large";
+            return (
+                error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body exceeds the route's limit",
+                    request_id,
+                ),
+                outcome,
+            );
+        }
+    }
+
+    if route.mode != Mode::Off {
+        let inspection = rt.inspector.inspect(&RequestContext {
+            route,
+            parts: &parts,
+            body: &inspected,
+            body_truncated: truncated,
+            client_ip,
+        });
+        let attack = inspection.attack;
+        outcome.inspection = Some(inspection);
+        if attack {
+            if route.mode == Mode::Block {
+                outcome.action = "block";
+                return (block_response(rt, request_id), outcome);
+            }
+            outcome.action = "monitor";
+        }
+    }
+    drop(inspected);
+
+    // Upstream.
+    let Some(pool) = rt.pools.get(&route.upstream) else {
+        return (
+            error_response(StatusCode::BAD_GATEWAY, "route has no upstream", request_id),
+            outcome,
+        );
+    };
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    headers::set_forwarding(
+        &mut parts.headers,
+        &Forwarding {
+            peer: conn.peer,
+            peer_trusted,
+            tls: conn.tls,
+            host: &host,
+            request_id,
+            version: parts.version,
+        },
+    );
+    if !parts.headers.contains_key(header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(parts.uri.authority().map_or(host.as_str(), |a| a.as_str())) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    let resp = forward(
+        pool,
+        route,
+        parts,
+        upstream_body,
+        &mut outcome,
+        request_id,
+        client_upgrade,
+    )
+    .await;
+    (resp, outcome)
+}
+
+fn body_is_empty(body: &Incoming) -> bool {
+    use http_body::Body;
+    body.is_end_stream()
+}
+
+fn stream_body(prefix: Option<Bytes>, rest: Incoming, route: &Route) -> ProxyBody {
+    ProxyBody::Stream {
+        prefix,
+        rest,
+        sent: 0,
+        max: route.body.max_size,
+    }
+}
+
+async fn forward(
+    pool: &UpstreamPool,
+    route: &Route,
+    parts: http::request::Parts,
+    body: ProxyBody,
+    outcome: &mut Outcome,
+    request_id: &str,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<RespBody> {
+    let idempotent = matches!(
+        parts.method,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::TRACE
+    );
+    let timeout = route.timeout.min(pool.spec.read_timeout);
+    let mut tried: Vec<usize> = Vec::new();
+    // A body held in memory can be sent again; a streaming one is gone after the first attempt.
+    let replayable = body.try_clone().is_some();
+    let mut body = Some(body);
+    let mut last_error: Option<(StatusCode, &'static str)> = None;
+    for attempt in 0..=pool.spec.retries {
+        let Some((idx, _in_flight_guard)) = pool.pick(&tried) else {
+            break;
+        };
+        tried.push(idx);
+        let last_try = attempt == pool.spec.retries || !replayable;
+        let this_body = match (&body, last_try) {
+            (Some(b), false) => b.try_clone().expect("replayable body"),
+            _ => match body.take() {
+                Some(b) => b,
+                None => break,
+            },
+        };
+        let mut req = Request::from_parts(parts.clone(), this_body);
+        *req.uri_mut() = pool.uri_for(idx, parts.uri.path_and_query());
+        if pool.spec.protocol == rampart_policy::UpstreamProtocol::Http1 {
+            *req.version_mut() = http::Version::HTTP_11;
+        } else {
+            *req.version_mut() = http::Version::HTTP_2;
+            req.headers_mut().remove(header::HOST);
+        }
+        outcome.upstream_target = Some(pool.targets[idx].labels.target.clone());
+        let retry_ok = match tokio::time::timeout(timeout, pool.client.request(req)).await {
+            Ok(Ok(resp)) => {
+                if matches!(resp.status().as_u16(), 502..=504) {
+                    pool.record_failure(idx);
+                } else {
+                    pool.record_success(idx);
+                }
+                return finish_response(resp, client_upgrade);
+            }
+            Ok(Err(e)) => {
+                pool.record_failure(idx);
+                tracing::warn!(request_id, upstream = %pool.spec.name, target = %pool.targets[idx].labels.target, error = %error_chain(&e), "upstream request failed");
+                last_error = Some((StatusCode::BAD_GATEWAY, "upstream unavailable"));
+                // A request that never reached the upstream is safe to send elsewhere; one that may have
+                // reached it only when it is idempotent.
+                idempotent || e.is_connect()
+            }
+            Err(_) => {
+                pool.record_failure(idx);
+                tracing::warn!(request_id, upstream = %pool.spec.name, target = %pool.targets[idx].labels.target, "upstream timed out");
+                last_error = Some((StatusCode::GATEWAY_TIMEOUT, "upstream timed out"));
+                idempotent
+            }
+        };
+        if !retry_ok || last_try {
+            break;
+        }
+    }
+    outcome.action = "upstream_error";
+    let (status, msg) = last_error.unwrap_or((StatusCode::BAD_GATEWAY, "no healthy upstream target"));
+    error_response(status, msg, request_id)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn finish_response(resp: Response<Incoming>, client_upgrade: Option<hyper::upgrade::OnUpgrade>) -> Response<RespBody> {
+    let (mut parts, body) = resp.into_parts();
+    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_side) = client_upgrade {
+            let mut upstream_resp = Response::from_parts(parts.clone(), ());
+            let upstream_side = hyper::upgrade::on(&mut upstream_resp);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_side, upstream_side) {
+                    Ok((client, upstream)) => {
+                        let mut client = hyper_util::rt::TokioIo::new(client);
+                        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                }
+            });
+            parts.extensions = http::Extensions::new();
+            return Response::from_parts(parts, RespBody::empty());
+        }
+    }
+    headers::strip_hop_by_hop(&mut parts.headers, false);
+    Response::from_parts(parts, RespBody::Upstream(body))
+}
+
+pub fn error_response(status: StatusCode, message: &str, request_id: &str) -> Response<RespBody> {
+    let body = serde_json::json!({ "error": message, "status": status.as_u16(), "request_id": request_id });
+    let mut resp = Response::new(RespBody::full(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn block_response(rt: &Runtime, request_id: &str) -> Response<RespBody> {
+    let b = &rt.policy.block;
+    let mut resp = Response::new(RespBody::full(b.render(request_id)));
+    *resp.status_mut() = StatusCode::from_u16(b.status).unwrap_or(StatusCode::FORBIDDEN);
+    if let Ok(v) = HeaderValue::from_str(&b.content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    for (k, v) in &b.headers {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp
+}

@@ -1,0 +1,144 @@
+//! The running state a request reads: the compiled policy, the upstream pools and the inspector, swapped
+//! as one unit on reload.
+//!
+//! Each request loads an `Arc<Runtime>` once, at its start, and keeps it to the end: in-flight requests
+//! finish on the config they started with while new requests see the new one.
+
+use crate::inspect::{Inspector, InspectorFactory};
+use crate::metrics::{Label, Metrics};
+use crate::upstream::UpstreamPool;
+use arc_swap::ArcSwap;
+use rampart_policy::{ConfigErrors, Diagnostic, Policy};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub struct Runtime {
+    pub policy: Arc<Policy>,
+    pub pools: HashMap<String, Arc<UpstreamPool>>,
+    pub inspector: Arc<dyn Inspector>,
+    pub generation: u64,
+}
+
+/// What the whole process shares: the current runtime, metrics, ids.
+pub struct Shared {
+    runtime: ArcSwap<Runtime>,
+    pub metrics: Arc<Metrics>,
+    pub ids: RequestIds,
+    factory: Arc<dyn InspectorFactory>,
+    generation: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(
+        policy: Policy,
+        metrics: Arc<Metrics>,
+        factory: Arc<dyn InspectorFactory>,
+    ) -> Result<Arc<Self>, ConfigErrors> {
+        let runtime = build_runtime(Arc::new(policy), None, &metrics, &*factory, 1)?;
+        Ok(Arc::new(Shared {
+            runtime: ArcSwap::from_pointee(runtime),
+            metrics,
+            ids: RequestIds::new(),
+            factory,
+            generation: AtomicU64::new(1),
+        }))
+    }
+
+    pub fn load(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Compiles `policy` into a new runtime and swaps it in. On error the running runtime stays.
+    pub fn install(&self, policy: Policy) -> Result<u64, ConfigErrors> {
+        let current = self.runtime.load_full();
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        match build_runtime(
+            Arc::new(policy),
+            Some(&current),
+            &self.metrics,
+            &*self.factory,
+            generation,
+        ) {
+            Ok(rt) => {
+                if rt.policy.listeners != current.policy.listeners {
+                    tracing::warn!("listener changes take effect on restart; the running listeners stay");
+                }
+                self.runtime.store(Arc::new(rt));
+                self.metrics
+                    .reloads
+                    .get_or_create(&Label("result", Arc::from("ok")))
+                    .inc();
+                Ok(generation)
+            }
+            Err(e) => {
+                self.metrics
+                    .reloads
+                    .get_or_create(&Label("result", Arc::from("error")))
+                    .inc();
+                Err(e)
+            }
+        }
+    }
+}
+
+fn build_runtime(
+    policy: Arc<Policy>,
+    previous: Option<&Runtime>,
+    metrics: &Arc<Metrics>,
+    factory: &dyn InspectorFactory,
+    generation: u64,
+) -> Result<Runtime, ConfigErrors> {
+    let file = policy.source.clone().unwrap_or_else(|| PathBuf::from("<embedded>"));
+    let error = |message: String| {
+        ConfigErrors(vec![Diagnostic {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            message,
+            hint: None,
+        }])
+    };
+    let inspector = factory.build(&policy)?;
+    let mut pools = HashMap::new();
+    for (name, spec) in &policy.upstreams {
+        let reuse = previous.and_then(|p| p.pools.get(name)).filter(|p| *p.spec == **spec);
+        let pool = match reuse {
+            Some(p) => p.clone(),
+            None => UpstreamPool::new(spec.clone(), metrics.clone())
+                .map_err(|e| error(format!("upstream `{name}`: {e}")))?,
+        };
+        pools.insert(name.clone(), pool);
+    }
+    Ok(Runtime {
+        policy,
+        pools,
+        inspector,
+        generation,
+    })
+}
+
+/// Request ids: a random per-process prefix and a counter. Unique across restarts and nodes with
+/// overwhelming probability, and far cheaper than a random UUID per request.
+pub struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut seed = [0u8; 8];
+        // Randomness from the OS through rustls' provider keeps us off an extra dependency.
+        let _ = rustls::crypto::ring::default_provider().secure_random.fill(&mut seed);
+        RequestIds {
+            prefix: u64::from_le_bytes(seed),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{:08x}", self.prefix, n as u32)
+    }
+}

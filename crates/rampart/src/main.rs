@@ -1,0 +1,100 @@
+//! The `rampart` binary: command line and wiring. Each subcommand lives in its own module; no logic of the
+//! product lives here, only the assembly of the crates.
+
+mod demo;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXAMPLES: &str = "\
+Examples:
+  rampart demo                                   sample API behind the gateway on 127.0.0.1:8080
+  rampart run --upstream http://127.0.0.1:3000   protect one app with embedded defaults
+  rampart run --config rampart.toml              run with a config file (reloads on change and SIGHUP)
+  rampart check --config rampart.toml            validate a config file (exit 1 on errors)";
+
+#[derive(Parser)]
+#[command(name = "rampart", version, about = "API security gateway: reverse proxy, attack detection, abuse protection", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    #[command(
+        after_help = "Without --config: one catch-all route in block mode in front of --upstream,\n\
+                            listening on --listen, console on 127.0.0.1:9901, data in ./rampart-data."
+    )]
+    Run {
+        /// Config file (TOML). Reloaded when it changes and on SIGHUP.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Upstream base URL when running without a config file.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        upstream: String,
+        /// Listen address; overrides the first listener of the config file.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Validate a config file: every error with file, line, column and a hint. Exit 1 on errors.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start a built-in sample JSON API behind the gateway (127.0.0.1:8080, console 127.0.0.1:9901).
+    Demo {
+        /// Gateway address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Console address.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        console: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run {
+            config,
+            upstream,
+            listen,
+        } => serve::run_blocking(serve::RunArgs {
+            config,
+            upstream,
+            listen,
+            console: None,
+        }),
+        Command::Demo { listen, console } => demo::run(listen, console),
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match rampart_policy::load_file(path) {
+        Ok(p) => {
+            println!(
+                "{}: ok ({} listeners, {} upstreams, {} routes)",
+                path.display(),
+                p.listeners.len(),
+                p.upstreams.len(),
+                p.routes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{} error{} in {}",
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" },
+                path.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `rampart run`: load the policy, start the gateway, the console and the reloader, drain on SIGTERM.
+
+use anyhow::Context;
+use rampart_policy::{Policy, EMBEDDED_DEFAULTS};
+use rampart_proxy::{Gateway, Shared};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub struct RunArgs {
+    pub config: Option<PathBuf>,
+    pub upstream: String,
+    pub listen: Option<String>,
+    /// Console address override (demo).
+    pub console: Option<String>,
+}
+
+pub fn run_blocking(args: RunArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rampart: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args, None)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rampart: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the policy for `rampart run` without a file.
+pub fn embedded_policy(listen: &str, upstream: &str, console: &str) -> anyhow::Result<Policy> {
+    let src = EMBEDDED_DEFAULTS
+        .replace("{listen}", listen)
+        .replace("{upstream}", upstream)
+        .replace("{console}", console);
+    rampart_policy::compile_str(Path::new("<embedded defaults>"), &src).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn init_logging(level: &str) -> tracing_appender::non_blocking::WorkerGuard {
+    // Access logs go through a non-blocking writer: a slow stdout never stalls a request. When the writer's
+    // buffer is full, lines are dropped (and counted by tracing-appender), never waited for.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(64 * 1024)
+        .finish(std::io::stdout());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .try_init();
+    guard
+}
+
+/// Runs until SIGTERM / SIGINT. `ready` receives the bound gateway addresses once serving (tests, demo).
+pub async fn run(
+    args: RunArgs,
+    ready: Option<tokio::sync::oneshot::Sender<Vec<std::net::SocketAddr>>>,
+) -> anyhow::Result<()> {
+    let console_default = args.console.clone().unwrap_or_else(|| "127.0.0.1:9901".into());
+    let mut policy = match &args.config {
+        Some(path) => rampart_policy::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => embedded_policy(
+            args.listen.as_deref().unwrap_or("127.0.0.1:8080"),
+            &args.upstream,
+            &console_default,
+        )?,
+    };
+    if let (Some(listen), Some(first)) = (&args.listen, policy.listeners.first_mut()) {
+        first.addr = listen
+            .parse()
+            .with_context(|| format!("--listen {listen}: not an address"))?;
+    }
+    let _log_guard = init_logging(&policy.log.level);
+    std::fs::create_dir_all(&policy.data_dir)
+        .with_context(|| format!("cannot create data directory {}", policy.data_dir.display()))?;
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = rampart_proxy::metrics::Metrics::new(&mut registry);
+    let console_addr = policy.console.listen;
+    let console_token = policy.console.token.clone();
+    let shared =
+        Shared::new(policy, metrics, Arc::new(rampart_proxy::NoInspection)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let gateway = Gateway::start(shared.clone()).await?;
+
+    let _console_task = match console_addr {
+        Some(addr) => {
+            let console = Arc::new(rampart_console::Console {
+                registry: Arc::new(registry),
+                backend: Arc::new(Backend {
+                    shared: shared.clone(),
+                    config: args.config.clone(),
+                }),
+                token: console_token,
+            });
+            let (bound, task) = rampart_console::serve(console, addr).await?;
+            tracing::info!(addr = %bound, "console listening (/metrics, /healthz)");
+            Some(task)
+        }
+        None => None,
+    };
+    let _reloader = match &args.config {
+        Some(path) => Some(rampart_proxy::reload::spawn_reloader(shared.clone(), path.clone())?),
+        None => None,
+    };
+    for addr in &gateway.addrs {
+        tracing::info!(%addr, "gateway listening");
+    }
+    if let Some(tx) = ready {
+        let _ = tx.send(gateway.addrs.clone());
+    }
+
+    wait_for_shutdown().await;
+    tracing::info!("shutting down: draining connections");
+    let left = gateway.shutdown().await;
+    if left > 0 {
+        tracing::warn!(connections = left, "grace period over; closing remaining connections");
+    }
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+struct Backend {
+    shared: Arc<Shared>,
+    config: Option<PathBuf>,
+}
+
+impl rampart_console::ConsoleBackend for Backend {
+    fn health(&self) -> serde_json::Value {
+        let rt = self.shared.load();
+        serde_json::json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "config_generation": rt.generation,
+            "config": rt.policy.source.as_ref().map(|p| p.display().to_string()),
+            "routes": rt.policy.routes.len(),
+            "upstreams": rt.policy.upstreams.len(),
+        })
+    }
+
+    fn reload(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, String>> + Send + '_>> {
+        Box::pin(async move {
+            let Some(path) = &self.config else {
+                return Err("running on embedded defaults: there is no config file to reload".to_string());
+            };
+            rampart_proxy::reload::reload_now(&self.shared, path)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
