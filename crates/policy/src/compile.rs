@@ -228,6 +228,7 @@ impl Compiler<'_> {
             }
         }
         Limits {
+            workers: l.workers.unwrap_or(0).min(1024),
             max_uri_length: l.max_uri_length.unwrap_or(8192),
             max_header_bytes: max_header_bytes.max(8192),
             max_headers: l.max_headers.unwrap_or(100),

@@ -136,6 +136,8 @@ pub struct BodyFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
+    /// Worker threads, each with its own event loop and listening socket (SO_REUSEPORT); 0 = one per core.
+    pub workers: Option<usize>,
     pub max_uri_length: Option<usize>,
     pub max_header_bytes: Option<S<String>>,
     pub max_headers: Option<usize>,

@@ -176,6 +176,8 @@ pub struct BodyPolicy {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
+    /// Worker threads; 0 means one per available core.
+    pub workers: usize,
     pub max_uri_length: usize,
     pub max_header_bytes: usize,
     pub max_headers: usize,

@@ -111,7 +111,15 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Empty => SizeHint::with_exact(0),
-            ProxyBody::Buffered { data, .. } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            // No exact size with trailers: an HTTP/1.1 hop can only carry them in a chunked body.
+            ProxyBody::Buffered { data, trailers: None } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            ProxyBody::Buffered { data, trailers: Some(_) } => {
+                let mut h = SizeHint::new();
+                h.set_lower(data.as_ref().map_or(0, |d| d.len() as u64));
+                h
+            }
             ProxyBody::Stream { prefix, rest, .. } => {
                 let p = prefix.as_ref().map_or(0, |p| p.len() as u64);
                 let h = rest.size_hint();

@@ -23,6 +23,8 @@ pub struct ConnInfo {
     pub client: IpAddr,
     pub tls: bool,
     pub listener: Arc<str>,
+    /// The verdicts of the raw HTTP/1 request heads read on this connection (none for HTTP/2 over TLS).
+    pub heads: Option<Arc<crate::framing::HeadVerdicts>>,
 }
 
 /// What happened to a request, for the access log and metrics.
@@ -56,7 +58,16 @@ pub async fn handle(
     let request_id = shared.ids.next();
     let method = req.method().clone();
     let path_for_log: Box<str> = req.uri().path().into();
+    // An HTTP/1 protocol-switch attempt (hyper treats any Upgrade header, and CONNECT, as one).
+    let switch_attempt = req.version() != http::Version::HTTP_2
+        && (req.headers().contains_key(header::UPGRADE) || method == http::Method::CONNECT);
     let (mut resp, outcome) = pipeline(req, &conn, &shared, &rt, &request_id).await;
+    if switch_attempt && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // The raw-head checks stopped at the switch attempt (see `framing`): when no switch happens, no
+        // further request is read from this connection.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(headers::X_REQUEST_ID.clone(), v);
     }
@@ -116,7 +127,16 @@ async fn pipeline(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
-    if let Err(reject) = headers::check_request(&parts, &policy.limits) {
+    // The raw-head verdict first: it is counted once per HTTP/1 request, in order.
+    let raw_head = match &conn.heads {
+        Some(v) if parts.version != http::Version::HTTP_2 => v.next_request(),
+        _ => None,
+    };
+    let checked = match raw_head {
+        Some(reject) => Err(reject),
+        None => headers::check_request(&parts, &policy.limits),
+    };
+    if let Err(reject) = checked {
         shared.metrics.reject(reject.reason());
         let close = reject != Reject::UriTooLong;
         let mut resp = error_response(reject.status(), reject.reason(), request_id);
@@ -334,7 +354,7 @@ async fn forward(
             req.headers_mut().remove(header::HOST);
         }
         outcome.upstream_target = Some(pool.targets[idx].labels.target.clone());
-        let retry_ok = match tokio::time::timeout(timeout, pool.client.request(req)).await {
+        let retry_ok = match tokio::time::timeout(timeout, pool.client().request(req)).await {
             Ok(Ok(resp)) => {
                 if matches!(resp.status().as_u16(), 502..=504) {
                     pool.record_failure(idx);

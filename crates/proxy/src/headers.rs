@@ -2,7 +2,9 @@
 //!
 //! hyper's parser already refuses obs-fold, invalid name characters, differing Content-Length values and a
 //! Transfer-Encoding whose last coding is not chunked. What it tolerates but a gateway must not, because
-//! a server behind us might read the framing differently, is refused here.
+//! a server behind us might read the framing differently, is refused here and, for what hyper hides from
+//! the handler (bare LF, Content-Length dropped beside Transfer-Encoding, repeated equal Content-Length
+//! values), on the raw bytes in [`crate::framing`].
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use rampart_policy::{Limits, TrustedProxies};
@@ -19,13 +21,19 @@ pub enum Reject {
     DuplicateHost,
     UriTooLong,
     TooManyHeaders,
+    /// A line of the request head ends in a bare LF instead of CRLF.
+    BareLineFeed,
+    /// obs-fold or an invalid header line (no colon, invalid characters in the name).
+    MalformedHead,
+    /// The request head is larger than the read buffer allows.
+    HeadTooLarge,
 }
 
 impl Reject {
     pub fn status(self) -> http::StatusCode {
         match self {
             Reject::UriTooLong => http::StatusCode::URI_TOO_LONG,
-            Reject::TooManyHeaders => http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Reject::TooManyHeaders | Reject::HeadTooLarge => http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             _ => http::StatusCode::BAD_REQUEST,
         }
     }
@@ -38,6 +46,9 @@ impl Reject {
             Reject::DuplicateHost => "duplicate_host",
             Reject::UriTooLong => "uri_too_long",
             Reject::TooManyHeaders => "too_many_headers",
+            Reject::BareLineFeed => "bare_lf",
+            Reject::MalformedHead => "malformed_head",
+            Reject::HeadTooLarge => "head_too_large",
         }
     }
 }
@@ -99,19 +110,21 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-/// The connection-level headers of RFC 9110 §7.6.1, never forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// The connection-level headers of RFC 9110 §7.6.1, never forwarded. (`Trailer` is not one of them: it
+/// is end-to-end, and hyper only sends the trailer fields it names.)
+const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::TE,
-    header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
 
 /// Removes hop-by-hop headers and those the Connection header names. `keep_upgrade` keeps Upgrade and
-/// sets `Connection: upgrade` for protocol switches (WebSocket) that must reach the upstream.
+/// sets `Connection: upgrade` for protocol switches (WebSocket) that must reach the upstream. A `TE` that
+/// accepts trailers becomes `TE: trailers` on the next hop: rampart relays trailers, and without it an
+/// HTTP/1.1 upstream drops them (gRPC needs them).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -125,11 +138,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     } else {
         None
     };
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("trailers"));
     for n in named {
         headers.remove(n);
     }
     for n in &HOP_BY_HOP {
         headers.remove(n);
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     if let Some(u) = upgrade {
         headers.insert(header::UPGRADE, u);
@@ -289,11 +311,14 @@ mod tests {
         h.insert("connection", HeaderValue::from_static("close, x-secret"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("te", HeaderValue::from_static("gzip"));
         h.insert("x-app", HeaderValue::from_static("kept"));
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-app"));
+        h.insert("te", HeaderValue::from_static("gzip, trailers"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.get("te").unwrap(), "trailers");
     }
 
     #[test]

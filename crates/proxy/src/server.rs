@@ -1,6 +1,7 @@
 //! Listeners and connections: accept, connection limits, PROXY protocol, TLS, HTTP/1.1 / HTTP/2 / h2c,
 //! idle and slow-client timeouts, graceful drain.
 
+use crate::framing::{GuardedIo, HeadVerdicts};
 use crate::handler::{handle, ConnInfo};
 use crate::metrics::Label;
 use crate::runtime::Shared;
@@ -23,6 +24,15 @@ use tokio::sync::{watch, Semaphore};
 pub struct Drain {
     signal: watch::Receiver<bool>,
     live: Arc<tokio::sync::Semaphore>,
+}
+
+impl Drain {
+    /// Waits until no connection is open (across all workers).
+    pub async fn wait_idle(&self) {
+        if let Ok(all) = self.live.acquire_many(MAX_LIVE).await {
+            drop(all);
+        }
+    }
 }
 
 pub struct DrainController {
@@ -95,14 +105,46 @@ impl Drop for IpSlot {
     }
 }
 
-/// Binds a listener socket (with SO_REUSEADDR and a deep backlog).
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Binds a listener socket with SO_REUSEADDR, SO_REUSEPORT (so each worker thread gets its own socket on
+/// the same address and the kernel spreads connections across them) and a deep backlog.
+pub fn bind_std(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
+}
+
+/// What all the workers serving one listener share: its limits, TLS acceptor and HTTP settings.
+pub struct ListenerShared {
+    spec: Listener,
+    name: Arc<str>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    conn_limit: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
+    limits: Limits,
+}
+
+impl ListenerShared {
+    pub fn new(spec: Listener, limits: &Limits) -> anyhow::Result<Arc<Self>> {
+        let tls = match &spec.tls {
+            Some(settings) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(settings)?)),
+            None => None,
+        };
+        Ok(Arc::new(ListenerShared {
+            name: Arc::from(spec.name.as_str()),
+            tls,
+            builder: Arc::new(http_builder(limits)),
+            conn_limit: Arc::new(Semaphore::new(spec.max_connections as usize)),
+            per_ip: Arc::new(PerIp::default()),
+            limits: limits.clone(),
+            spec,
+        }))
+    }
 }
 
 fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
@@ -126,23 +168,10 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Accepts connections on `listener` until the drain signal.
-pub async fn serve_listener(spec: Listener, listener: TcpListener, shared: Arc<Shared>, drain: Drain) {
-    let name: Arc<str> = Arc::from(spec.name.as_str());
-    let limits = shared.load().policy.limits.clone();
-    let tls = match &spec.tls {
-        Some(settings) => match crate::tls::server_config(settings) {
-            Ok(cfg) => Some(tokio_rustls::TlsAcceptor::from(cfg)),
-            Err(e) => {
-                tracing::error!(listener = %name, error = %e, "TLS setup failed; listener not started");
-                return;
-            }
-        },
-        None => None,
-    };
-    let builder = Arc::new(http_builder(&limits));
-    let conn_limit = Arc::new(Semaphore::new(spec.max_connections as usize));
-    let per_ip = Arc::new(PerIp::default());
+/// Accepts connections on `listener` (one worker's socket) until the drain signal.
+pub async fn serve_listener(ls: Arc<ListenerShared>, listener: TcpListener, shared: Arc<Shared>, drain: Drain) {
+    let spec = &ls.spec;
+    let name = ls.name.clone();
     let label = Label("listener", name.clone());
     let mut signal = drain.signal.clone();
     loop {
@@ -159,7 +188,7 @@ pub async fn serve_listener(spec: Listener, listener: TcpListener, shared: Arc<S
             _ = signal.changed() => break,
         };
         shared.metrics.connections_total.get_or_create(&label).inc();
-        let Ok(conn_permit) = conn_limit.clone().try_acquire_owned() else {
+        let Ok(conn_permit) = ls.conn_limit.clone().try_acquire_owned() else {
             shared
                 .metrics
                 .connections_rejected
@@ -168,7 +197,7 @@ pub async fn serve_listener(spec: Listener, listener: TcpListener, shared: Arc<S
             continue;
         };
         let peer_ip = rampart_policy::canonical_ip(peer.ip());
-        let Some(ip_slot) = per_ip.acquire(peer_ip, spec.max_connections_per_ip) else {
+        let Some(ip_slot) = ls.per_ip.acquire(peer_ip, spec.max_connections_per_ip) else {
             shared
                 .metrics
                 .connections_rejected
@@ -181,11 +210,11 @@ pub async fn serve_listener(spec: Listener, listener: TcpListener, shared: Arc<S
         };
         let ctx = ConnTask {
             shared: shared.clone(),
-            builder: builder.clone(),
-            tls: tls.clone(),
+            builder: ls.builder.clone(),
+            tls: ls.tls.clone(),
             listener: name.clone(),
             proxy_protocol: spec.proxy_protocol,
-            limits: limits.clone(),
+            limits: ls.limits.clone(),
             signal: drain.signal.clone(),
         };
         tokio::spawn(async move {
@@ -243,10 +272,13 @@ impl ConnTask {
 
         let activity = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
+        // hyper refuses heads larger than its read buffer; the raw-head guard uses the same bound.
+        let max_head = self.limits.max_header_bytes.max(8192);
         match &self.tls {
             None => {
+                let heads = Arc::new(HeadVerdicts::default());
                 let io = IdleIo {
-                    inner: stream,
+                    inner: GuardedIo::new(stream, max_head, heads.clone()),
                     activity: activity.clone(),
                     epoch,
                 };
@@ -255,6 +287,7 @@ impl ConnTask {
                     client,
                     tls: false,
                     listener: self.listener.clone(),
+                    heads: Some(heads),
                 });
                 self.serve(io, info, &self.builder, activity, epoch).await;
             }
@@ -267,24 +300,34 @@ impl ConnTask {
                     }
                 };
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                let io = IdleIo {
-                    inner: tls,
-                    activity: activity.clone(),
-                    epoch,
+                let info = |heads| {
+                    Arc::new(ConnInfo {
+                        peer,
+                        client,
+                        tls: true,
+                        listener: self.listener.clone(),
+                        heads,
+                    })
                 };
-                let info = Arc::new(ConnInfo {
-                    peer,
-                    client,
-                    tls: true,
-                    listener: self.listener.clone(),
-                });
                 // ALPN already chose the protocol: don't sniff.
-                let builder = if h2 {
-                    (*self.builder).clone().http2_only()
+                if h2 {
+                    let io = IdleIo {
+                        inner: tls,
+                        activity: activity.clone(),
+                        epoch,
+                    };
+                    let builder = (*self.builder).clone().http2_only();
+                    self.serve(io, info(None), &builder, activity, epoch).await;
                 } else {
-                    (*self.builder).clone().http1_only()
-                };
-                self.serve(io, info, &builder, activity, epoch).await;
+                    let heads = Arc::new(HeadVerdicts::default());
+                    let io = IdleIo {
+                        inner: GuardedIo::new(tls, max_head, heads.clone()),
+                        activity: activity.clone(),
+                        epoch,
+                    };
+                    let builder = (*self.builder).clone().http1_only();
+                    self.serve(io, info(Some(heads)), &builder, activity, epoch).await;
+                }
             }
         }
     }

@@ -32,7 +32,9 @@ pub struct TargetState {
 pub struct UpstreamPool {
     pub spec: Arc<Upstream>,
     pub targets: Vec<Arc<TargetState>>,
-    pub client: HttpClient,
+    /// One client (and so one connection pool) per worker thread, so that an upstream connection is only
+    /// ever driven by the thread that uses it; index 0 serves threads that are not workers.
+    clients: Vec<HttpClient>,
     rr: AtomicUsize,
     epoch: Instant,
     metrics: Arc<Metrics>,
@@ -57,8 +59,8 @@ impl Drop for InFlight {
 }
 
 impl UpstreamPool {
-    pub fn new(spec: Arc<Upstream>, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Self>> {
-        let client = build_client(&spec)?;
+    pub fn new(spec: Arc<Upstream>, metrics: Arc<Metrics>, workers: usize) -> anyhow::Result<Arc<Self>> {
+        let clients = (0..=workers).map(|_| build_client(&spec)).collect::<anyhow::Result<Vec<_>>>()?;
         let targets = spec
             .targets
             .iter()
@@ -91,7 +93,7 @@ impl UpstreamPool {
             UpstreamPool {
                 spec,
                 targets,
-                client,
+                clients,
                 rr: AtomicUsize::new(0),
                 epoch: Instant::now(),
                 metrics,
@@ -99,6 +101,12 @@ impl UpstreamPool {
             }
         });
         Ok(pool)
+    }
+
+    /// The calling worker's client.
+    pub fn client(&self) -> &HttpClient {
+        let i = crate::worker::current().map_or(0, |w| w + 1);
+        &self.clients[i % self.clients.len()]
     }
 
     fn now_ms(&self) -> u64 {
@@ -234,7 +242,7 @@ async fn health_loop(pool: std::sync::Weak<UpstreamPool>) {
                     .header(http::header::USER_AGENT, "rampart-health-check")
                     .body(ProxyBody::Empty)
                     .ok()?;
-                let resp = tokio::time::timeout(check.timeout, pool.client.request(req))
+                let resp = tokio::time::timeout(check.timeout, pool.client().request(req))
                     .await
                     .ok()?
                     .ok()?;

@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 pub fn run(listen: String, console: String) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The control runtime (console, reload, health checks) is small; the traffic runs on the gateway's workers.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rampart: cannot start the async runtime: {e}");
