@@ -535,6 +535,7 @@ impl Compiler<'_> {
             .and_then(|b| b.max_size.clone())
             .map(|s| self.size(&Some(s), u64::MAX));
         let detection = rf.detection.as_ref().map(|d| d.get_ref().clone());
+        let detection_at = rf.detection.as_ref().map_or((0, 0), |d| self.r.position(d.span()));
         Some(Route {
             name: name.into(),
             host,
@@ -548,6 +549,7 @@ impl Compiler<'_> {
             },
             timeout: self.duration(&rf.timeout, Duration::from_secs(60)),
             detection,
+            detection_at,
         })
     }
 

@@ -63,6 +63,10 @@ impl<'a> Reporter<'a> {
         }
     }
 
+    pub(crate) fn position(&self, span: Range<usize>) -> (usize, usize) {
+        line_col(self.source, span.start)
+    }
+
     pub(crate) fn error(
         &mut self,
         span: Option<Range<usize>>,

@@ -109,6 +109,8 @@ pub struct Route {
     pub timeout: Duration,
     /// The route's `[routes.detection]` table, as written; the detection engine compiles it.
     pub detection: Option<toml::Value>,
+    /// Line and column of the `detection` table, for errors the detection engine finds in it.
+    pub detection_at: (usize, usize),
 }
 
 #[derive(Debug, Default)]
@@ -119,7 +121,7 @@ pub struct RouteTable {
 impl RouteTable {
     pub fn new(mut routes: Vec<Route>) -> Self {
         // Stable sort: among equally specific routes, the one written first wins.
-        routes.sort_by(|a, b| (b.host.rank(), b.path.rank()).cmp(&(a.host.rank(), a.path.rank())));
+        routes.sort_by_key(|r| std::cmp::Reverse((r.host.rank(), r.path.rank())));
         RouteTable { routes }
     }
 
@@ -162,6 +164,7 @@ mod tests {
             },
             timeout: Duration::from_secs(1),
             detection: None,
+            detection_at: (0, 0),
         }
     }
 

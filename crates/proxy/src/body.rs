@@ -115,7 +115,10 @@ impl Body for ProxyBody {
             ProxyBody::Buffered { data, trailers: None } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            ProxyBody::Buffered { data, trailers: Some(_) } => {
+            ProxyBody::Buffered {
+                data,
+                trailers: Some(_),
+            } => {
                 let mut h = SizeHint::new();
                 h.set_lower(data.as_ref().map_or(0, |d| d.len() as u64));
                 h

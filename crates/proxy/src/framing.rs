@@ -47,6 +47,14 @@ impl HeadVerdicts {
     }
 }
 
+/// The same checks on a request held in memory (for `eval` / `explain`): `raw` is the request as sent, head
+/// first. Returns why the connection layer would refuse it, if it would.
+pub fn check_raw_request(raw: &[u8]) -> Option<Reject> {
+    let verdicts = Arc::new(HeadVerdicts::default());
+    Scanner::new(usize::MAX, verdicts.clone()).feed(raw);
+    verdicts.next_request()
+}
+
 /// A connection whose reads are checked by a [`Scanner`].
 pub struct GuardedIo<T> {
     inner: T,
@@ -194,7 +202,11 @@ impl Scanner {
                     if let Chunk::Data(left) = c {
                         let n = left.min(data.len() as u64);
                         data = &data[n as usize..];
-                        self.state = State::Chunked(if left == n { Chunk::DataCr } else { Chunk::Data(left - n) });
+                        self.state = State::Chunked(if left == n {
+                            Chunk::DataCr
+                        } else {
+                            Chunk::Data(left - n)
+                        });
                         continue;
                     }
                     self.state = self.chunk_byte(c, data[0]);
@@ -347,7 +359,10 @@ fn is_tchar(b: u8) -> bool {
 
 fn trim_ows(v: &[u8]) -> &[u8] {
     let start = v.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(v.len());
-    let end = v.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |e| e + 1);
+    let end = v
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 
@@ -398,9 +413,15 @@ mod tests {
                 b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
                 Reject::Smuggling,
             ),
-            (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n", Reject::MalformedHead),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n",
+                Reject::MalformedHead,
+            ),
             (b"GET / HTTP/1.1\r\nHost: a\r\nX Y: 1\r\n\r\n", Reject::MalformedHead),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n", Reject::BadContentLength),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n",
+                Reject::BadContentLength,
+            ),
         ];
         for (bad, reject) in cases {
             let input = [ok, bad, ok].concat();
@@ -411,6 +432,19 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn requests_in_memory_get_the_same_checks() {
+        assert_eq!(check_raw_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), None);
+        assert_eq!(
+            check_raw_request(b"GET / HTTP/1.1\nHost: a\r\n\r\n"),
+            Some(Reject::BareLineFeed)
+        );
+        assert_eq!(
+            check_raw_request(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            Some(Reject::Smuggling)
+        );
     }
 
     #[test]

@@ -158,12 +158,11 @@ async fn pipeline(
     let mut outcome = Outcome::new("pass");
     outcome.route = Some(route.name.clone());
 
-    let peer_trusted = policy.trusted_proxies.contains(conn.peer);
-    let client_ip = if conn.client != conn.peer {
-        conn.client
-    } else {
-        headers::client_ip(conn.peer, &parts.headers, &policy.trusted_proxies)
-    };
+    // The hop before us: the TCP peer, or the source a trusted balancer gave in a PROXY header (that
+    // balancer is transparent; trusting it does not make whoever is behind it a trusted proxy).
+    let hop = conn.client;
+    let peer_trusted = policy.trusted_proxies.contains(hop);
+    let client_ip = headers::client_ip(hop, &parts.headers, &policy.trusted_proxies);
 
     // Hard size cap, whatever the mode, when the length is declared up front.
     let declared_len = parts
@@ -187,7 +186,10 @@ async fn pipeline(
 
     // Body: hold up to the inspection limit, then decide.
     let has_body = declared_len.map_or(!body_is_empty(&body), |n| n > 0);
-    let (upstream_body, inspected, truncated) = if route.mode == Mode::Off || !has_body {
+    let (upstream_body, inspected, truncated) = if !has_body {
+        // Empty, not an empty stream: it can be replayed, so a GET may be retried on another target.
+        (ProxyBody::Empty, Bytes::new(), false)
+    } else if route.mode == Mode::Off {
         (stream_body(None, body, route), Bytes::new(), false)
     } else {
         match collect_prefix(body, route.body.inspect_limit, declared_len).await {
@@ -268,7 +270,7 @@ async fn pipeline(
     headers::set_forwarding(
         &mut parts.headers,
         &Forwarding {
-            peer: conn.peer,
+            peer: hop,
             peer_trusted,
             tls: conn.tls,
             host: &host,

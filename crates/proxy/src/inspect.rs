@@ -32,6 +32,8 @@ pub struct FindingSummary {
     pub rule_id: String,
     pub score: u32,
     pub point: String,
+    /// The decoders applied to reach the value, outermost first (e.g. percent > base64 > json).
+    pub decode_chain: Vec<&'static str>,
     pub evidence: String,
 }
 

@@ -63,7 +63,8 @@ impl Gateway {
         for spec in &policy.listeners {
             let ls = server::ListenerShared::new(spec.clone(), &policy.limits)
                 .map_err(|e| anyhow::anyhow!("listener {}: {e}", spec.name))?;
-            let first = server::bind_std(spec.addr).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", spec.addr))?;
+            let first =
+                server::bind_std(spec.addr).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", spec.addr))?;
             // With port 0 the first bind picks the port; the other workers join it.
             let addr = first.local_addr()?;
             addrs.push(addr);
@@ -77,34 +78,46 @@ impl Gateway {
         for (index, listeners) in sockets.into_iter().enumerate() {
             let shared = shared.clone();
             let drain = drain_rx.clone();
-            let thread = std::thread::Builder::new().name(format!("rampart-w{index}")).spawn(move || {
-                worker::set_current(index);
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(worker = index, error = %e, "cannot start worker runtime");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let mut tasks = Vec::new();
-                    for (ls, std_listener) in listeners {
-                        match tokio::net::TcpListener::from_std(std_listener) {
-                            Ok(l) => tasks.push(tokio::spawn(server::serve_listener(ls, l, shared.clone(), drain.clone()))),
-                            Err(e) => tracing::error!(worker = index, error = %e, "cannot register listener"),
+            let thread = std::thread::Builder::new()
+                .name(format!("rampart-w{index}"))
+                .spawn(move || {
+                    worker::set_current(index);
+                    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            tracing::error!(worker = index, error = %e, "cannot start worker runtime");
+                            return;
                         }
-                    }
-                    for t in tasks {
-                        let _ = t.await;
-                    }
-                    // Let connections drain: the drain controller counts them; keep the loop running until
-                    // they are gone or the process exits.
-                    drain.wait_idle().await;
-                });
-            })?;
+                    };
+                    rt.block_on(async move {
+                        let mut tasks = Vec::new();
+                        for (ls, std_listener) in listeners {
+                            match tokio::net::TcpListener::from_std(std_listener) {
+                                Ok(l) => tasks.push(tokio::spawn(server::serve_listener(
+                                    ls,
+                                    l,
+                                    shared.clone(),
+                                    drain.clone(),
+                                ))),
+                                Err(e) => tracing::error!(worker = index, error = %e, "cannot register listener"),
+                            }
+                        }
+                        for t in tasks {
+                            let _ = t.await;
+                        }
+                        // Let connections drain: the drain controller counts them; keep the loop running until
+                        // they are gone or the process exits.
+                        drain.wait_idle().await;
+                    });
+                })?;
             threads.push(thread);
         }
-        Ok(Gateway { shared, addrs, drain: Some(drain), _workers: threads })
+        Ok(Gateway {
+            shared,
+            addrs,
+            drain: Some(drain),
+            _workers: threads,
+        })
     }
 
     /// Stops accepting, lets in-flight requests finish (up to the policy's shutdown grace) and returns the

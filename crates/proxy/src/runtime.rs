@@ -106,8 +106,12 @@ fn build_runtime(
         let reuse = previous.and_then(|p| p.pools.get(name)).filter(|p| *p.spec == **spec);
         let pool = match reuse {
             Some(p) => p.clone(),
-            None => UpstreamPool::new(spec.clone(), metrics.clone(), crate::worker::count(policy.limits.workers))
-                .map_err(|e| error(format!("upstream `{name}`: {e}")))?,
+            None => UpstreamPool::new(
+                spec.clone(),
+                metrics.clone(),
+                crate::worker::count(policy.limits.workers),
+            )
+            .map_err(|e| error(format!("upstream `{name}`: {e}")))?,
         };
         pools.insert(name.clone(), pool);
     }

@@ -60,7 +60,9 @@ impl Drop for InFlight {
 
 impl UpstreamPool {
     pub fn new(spec: Arc<Upstream>, metrics: Arc<Metrics>, workers: usize) -> anyhow::Result<Arc<Self>> {
-        let clients = (0..=workers).map(|_| build_client(&spec)).collect::<anyhow::Result<Vec<_>>>()?;
+        let clients = (0..=workers)
+            .map(|_| build_client(&spec))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let targets = spec
             .targets
             .iter()

@@ -12,14 +12,26 @@ use std::net::IpAddr;
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Decision {
     /// Refused by the HTTP layer before routing.
-    Reject { reason: &'static str, status: u16 },
+    Reject {
+        reason: &'static str,
+        status: u16,
+    },
     NoRoute,
     /// Body over the route's inspection limit with `oversize = "block"` in block mode, or over `max_size`.
     TooLarge,
-    Block { route: String, inspection: Inspection },
+    Block {
+        route: String,
+        inspection: Inspection,
+    },
     /// An attack on a monitor-mode route: logged, passed.
-    Monitor { route: String, inspection: Inspection },
-    Pass { route: String, inspection: Option<Inspection> },
+    Monitor {
+        route: String,
+        inspection: Inspection,
+    },
+    Pass {
+        route: String,
+        inspection: Option<Inspection>,
+    },
 }
 
 impl Decision {
@@ -40,28 +52,50 @@ pub fn decide(rt: &Runtime, parts: &http::request::Parts, body: &[u8], client_ip
         return rejected(reject);
     }
     let host = headers::request_host(parts);
-    let Some(route) = rt.policy.routes.find(host, parts.uri.path()) else { return Decision::NoRoute };
+    let Some(route) = rt.policy.routes.find(host, parts.uri.path()) else {
+        return Decision::NoRoute;
+    };
     let name = route.name.to_string();
     if route.body.max_size.is_some_and(|max| body.len() as u64 > max) {
         return Decision::TooLarge;
     }
     if route.mode == Mode::Off {
-        return Decision::Pass { route: name, inspection: None };
+        return Decision::Pass {
+            route: name,
+            inspection: None,
+        };
     }
     let truncated = body.len() > route.body.inspect_limit;
     if truncated && route.mode == Mode::Block && route.body.oversize == Oversize::Block {
         return Decision::TooLarge;
     }
     let inspected = &body[..body.len().min(route.body.inspect_limit)];
-    let inspection =
-        rt.inspector.inspect(&RequestContext { route, parts, body: inspected, body_truncated: truncated, client_ip });
+    let inspection = rt.inspector.inspect(&RequestContext {
+        route,
+        parts,
+        body: inspected,
+        body_truncated: truncated,
+        client_ip,
+    });
     match (inspection.attack, route.mode) {
-        (true, Mode::Block) => Decision::Block { route: name, inspection },
-        (true, _) => Decision::Monitor { route: name, inspection },
-        (false, _) => Decision::Pass { route: name, inspection: Some(inspection) },
+        (true, Mode::Block) => Decision::Block {
+            route: name,
+            inspection,
+        },
+        (true, _) => Decision::Monitor {
+            route: name,
+            inspection,
+        },
+        (false, _) => Decision::Pass {
+            route: name,
+            inspection: Some(inspection),
+        },
     }
 }
 
 fn rejected(reject: Reject) -> Decision {
-    Decision::Reject { reason: reject.reason(), status: reject.status().as_u16() }
+    Decision::Reject {
+        reason: reject.reason(),
+        status: reject.status().as_u16(),
+    }
 }
