@@ -2,6 +2,8 @@
 //! product lives here, only the assembly of the crates.
 
 mod demo;
+mod detection;
+mod evaluate;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -13,7 +15,10 @@ Examples:
   rampart demo                                   sample API behind the gateway on 127.0.0.1:8080
   rampart run --upstream http://127.0.0.1:3000   protect one app with embedded defaults
   rampart run --config rampart.toml              run with a config file (reloads on change and SIGHUP)
-  rampart check --config rampart.toml            validate a config file (exit 1 on errors)";
+  rampart check --config rampart.toml            validate a config file (exit 1 on errors)
+  rampart eval ../shared/corpus/*.jsonl          detection rates of the request pipeline over corpora
+  printf 'GET /?q=1%27%20or%201=1-- HTTP/1.1\r\nHost: x\r\n\r\n' | rampart explain -
+                                                 verdict and findings for one raw request";
 
 #[derive(Parser)]
 #[command(name = "rampart", version, about = "API security gateway: reverse proxy, attack detection, abuse protection", after_help = EXAMPLES)]
@@ -45,6 +50,27 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run the request pipeline in-process over labelled corpora (JSONL) and report detection rates.
+    Eval {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// One JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Write the false negatives and false positives (with findings) to this JSONL file.
+        #[arg(long)]
+        misses: Option<PathBuf>,
+        #[arg(required = true)]
+        corpora: Vec<PathBuf>,
+    },
+    /// Read one raw HTTP request (file, or - for stdin) and print the verdict and every finding.
+    Explain {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        file: Option<PathBuf>,
+    },
     /// Start a built-in sample JSON API behind the gateway (127.0.0.1:8080, console 127.0.0.1:9901).
     Demo {
         /// Gateway address.
@@ -71,6 +97,13 @@ fn main() -> ExitCode {
             console: None,
         }),
         Command::Demo { listen, console } => demo::run(listen, console),
+        Command::Eval {
+            config,
+            json,
+            misses,
+            corpora,
+        } => evaluate::eval(config, json, misses, corpora),
+        Command::Explain { config, json, file } => evaluate::explain(config, file, json),
     }
 }
 

@@ -88,8 +88,8 @@ pub async fn run(
     let metrics = rampart_proxy::metrics::Metrics::new(&mut registry);
     let console_addr = policy.console.listen;
     let console_token = policy.console.token.clone();
-    let shared =
-        Shared::new(policy, metrics, Arc::new(rampart_proxy::NoInspection)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shared = Shared::new(policy, metrics, Arc::new(crate::detection::DetectionFactory))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let gateway = Gateway::start(shared.clone()).await?;
 
     let _console_task = match console_addr {

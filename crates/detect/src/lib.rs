@@ -1,0 +1,604 @@
+//! rampart-detect: points -> findings -> verdict.
+//!
+//! Each attack class has its own module that tokenizes a value in the
+//! language it would attack (SQL, HTML/JS, shell, paths, templates, LDAP
+//! filters, ...) and scores what the tokens would do there. A one-pass
+//! prefilter ([`prefilter`]) lets clean values skip every expensive detector.
+
+// Scoring ladders read better as explicit if/else chains, one rule per arm.
+#![allow(clippy::collapsible_if, clippy::collapsible_match, clippy::if_same_then_else)]
+
+pub mod config;
+pub mod corpus;
+pub mod docs;
+pub mod eval;
+pub mod headers;
+pub mod prefilter;
+pub mod util;
+
+pub mod cmdi;
+pub mod deser;
+pub mod inj;
+pub mod misc;
+pub mod path;
+pub mod protocol;
+pub mod sqli;
+pub mod ssrf;
+pub mod ssti;
+pub mod xss;
+
+use std::borrow::Cow;
+
+pub use config::{ConfigError, CustomRule, DetectionConfig, Exclusion, Sensitivity};
+use rampart_inspect::{Inspection, Limits, Point, RequestView};
+use serde::Serialize;
+
+/// Attack classes (serialized in kebab-case: `sqli`, `path-traversal`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackClass {
+    Sqli,
+    Xss,
+    Rce,
+    PathTraversal,
+    Ssrf,
+    Rfi,
+    Xxe,
+    Ssti,
+    Nosqli,
+    Ldapi,
+    MailInjection,
+    Ssi,
+    Crlf,
+    Jndi,
+    PrototypePollution,
+    PhpInjection,
+    Deserialization,
+    Java,
+    El,
+    Scanner,
+    Graphql,
+    Protocol,
+    Limit,
+    Custom,
+}
+
+impl AttackClass {
+    pub const ALL: &'static [AttackClass] = &[
+        AttackClass::Sqli,
+        AttackClass::Xss,
+        AttackClass::Rce,
+        AttackClass::PathTraversal,
+        AttackClass::Ssrf,
+        AttackClass::Rfi,
+        AttackClass::Xxe,
+        AttackClass::Ssti,
+        AttackClass::Nosqli,
+        AttackClass::Ldapi,
+        AttackClass::MailInjection,
+        AttackClass::Ssi,
+        AttackClass::Crlf,
+        AttackClass::Jndi,
+        AttackClass::PrototypePollution,
+        AttackClass::PhpInjection,
+        AttackClass::Deserialization,
+        AttackClass::Java,
+        AttackClass::El,
+        AttackClass::Scanner,
+        AttackClass::Graphql,
+        AttackClass::Protocol,
+        AttackClass::Limit,
+        AttackClass::Custom,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttackClass::Sqli => "sqli",
+            AttackClass::Xss => "xss",
+            AttackClass::Rce => "rce",
+            AttackClass::PathTraversal => "path-traversal",
+            AttackClass::Ssrf => "ssrf",
+            AttackClass::Rfi => "rfi",
+            AttackClass::Xxe => "xxe",
+            AttackClass::Ssti => "ssti",
+            AttackClass::Nosqli => "nosqli",
+            AttackClass::Ldapi => "ldapi",
+            AttackClass::MailInjection => "mail-injection",
+            AttackClass::Ssi => "ssi",
+            AttackClass::Crlf => "crlf",
+            AttackClass::Jndi => "jndi",
+            AttackClass::PrototypePollution => "prototype-pollution",
+            AttackClass::PhpInjection => "php-injection",
+            AttackClass::Deserialization => "deserialization",
+            AttackClass::Java => "java",
+            AttackClass::El => "el",
+            AttackClass::Scanner => "scanner",
+            AttackClass::Graphql => "graphql",
+            AttackClass::Protocol => "protocol",
+            AttackClass::Limit => "limit",
+            AttackClass::Custom => "custom",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AttackClass> {
+        let s = s.trim().to_ascii_lowercase();
+        let alias = match s.as_str() {
+            "cmdi" | "command-injection" | "os-command" => "rce",
+            "lfi" | "traversal" => "path-traversal",
+            "nosql" => "nosqli",
+            "ldap" => "ldapi",
+            "mail" => "mail-injection",
+            "log4shell" => "jndi",
+            "php" => "php-injection",
+            "header-injection" => "crlf",
+            other => other,
+        };
+        AttackClass::ALL.iter().copied().find(|c| c.as_str() == alias)
+    }
+}
+
+impl std::fmt::Display for AttackClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reason to suspect the request.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub class: AttackClass,
+    pub rule_id: Cow<'static, str>,
+    pub score: u32,
+    pub point: String,
+    pub decode_chain: Vec<&'static str>,
+    /// Short excerpt (at most 80 chars).
+    pub evidence: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Block,
+}
+
+/// The result of [`Detector::analyze`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Analysis {
+    pub findings: Vec<Finding>,
+    pub score: u32,
+    pub threshold: u32,
+    pub verdict: Verdict,
+}
+
+/// A detector's raw hit on one value, before point and exclusion handling.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub class: AttackClass,
+    pub rule_id: &'static str,
+    pub score: u32,
+    pub evidence: String,
+}
+
+impl Hit {
+    pub fn new(class: AttackClass, rule_id: &'static str, score: u32, evidence: impl AsRef<str>) -> Hit {
+        Hit {
+            class,
+            rule_id,
+            score,
+            evidence: util::excerpt(evidence.as_ref(), 80),
+        }
+    }
+}
+
+/// What a detector sees: one value of one point.
+pub struct Ctx<'a> {
+    pub point: &'a Point,
+    pub value: &'a str,
+    /// ASCII-lowercased value.
+    pub lower: &'a str,
+    pub pre: &'a prefilter::Pre,
+}
+
+struct CompiledCustom {
+    id: String,
+    point: util::Glob,
+    regex: regex::Regex,
+    class: AttackClass,
+    score: u32,
+}
+
+struct CompiledExclusion {
+    point: util::Glob,
+    classes: Vec<AttackClass>,
+    all_classes: bool,
+    path: Option<util::Glob>,
+}
+
+/// The compiled detection engine. Immutable, `Send + Sync`; share it in an
+/// `Arc`.
+pub struct Detector {
+    threshold: u32,
+    limits: Limits,
+    exclusions: Vec<CompiledExclusion>,
+    custom: Vec<CompiledCustom>,
+    disabled: Vec<String>,
+    prefilter: prefilter::Prefilter,
+}
+
+impl Detector {
+    pub fn new(cfg: &DetectionConfig) -> Result<Detector, ConfigError> {
+        let threshold = match cfg.threshold {
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    field: "threshold".into(),
+                    hint: "must be at least 1 (omit it to use the sensitivity level)".into(),
+                })
+            }
+            Some(t) => t,
+            None => cfg.sensitivity.threshold(),
+        };
+        let mut exclusions = Vec::new();
+        for (i, e) in cfg.exclusions.iter().enumerate() {
+            let mut classes = Vec::new();
+            let mut all = e.classes.is_empty();
+            for c in &e.classes {
+                if c == "*" || c == "all" {
+                    all = true;
+                    continue;
+                }
+                classes.push(AttackClass::parse(c).ok_or_else(|| ConfigError::Invalid {
+                    field: format!("exclusions[{i}].classes"),
+                    hint: format!("unknown attack class {c:?}; known: {}", known_classes()),
+                })?);
+            }
+            if e.point.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    field: format!("exclusions[{i}].point"),
+                    hint: "empty point glob; use e.g. \"body.json.content\" or \"query.*\"".into(),
+                });
+            }
+            exclusions.push(CompiledExclusion {
+                point: util::Glob::new(&e.point),
+                classes,
+                all_classes: all,
+                path: e.path.as_deref().map(util::Glob::new),
+            });
+        }
+        let mut custom = Vec::new();
+        for (i, r) in cfg.custom_rules.iter().enumerate() {
+            if r.id.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    field: format!("custom_rules[{i}].id"),
+                    hint: "give the rule an id such as \"CUSTOM-001\"".into(),
+                });
+            }
+            let regex = regex::RegexBuilder::new(&r.pattern)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| ConfigError::Invalid {
+                    field: format!("custom_rules[{i}].pattern"),
+                    hint: format!("invalid regex: {e}"),
+                })?;
+            let class = match &r.class {
+                Some(c) => AttackClass::parse(c).ok_or_else(|| ConfigError::Invalid {
+                    field: format!("custom_rules[{i}].class"),
+                    hint: format!("unknown attack class {c:?}; known: {}", known_classes()),
+                })?,
+                None => AttackClass::Custom,
+            };
+            let score = match r.action.as_deref() {
+                None | Some("score") => r.score.unwrap_or(threshold),
+                Some("block") => r.score.unwrap_or(0).max(threshold),
+                Some("log") => r.score.unwrap_or(0),
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        field: format!("custom_rules[{i}].action"),
+                        hint: format!("unknown action {other:?}; use \"block\", \"score\" or \"log\""),
+                    })
+                }
+            };
+            custom.push(CompiledCustom {
+                id: r.id.clone(),
+                point: util::Glob::new(&r.point),
+                regex,
+                class,
+                score,
+            });
+        }
+        Ok(Detector {
+            threshold,
+            limits: Limits::default(),
+            exclusions,
+            custom,
+            disabled: cfg.disabled_rules.clone(),
+            prefilter: prefilter::Prefilter::new(),
+        })
+    }
+
+    pub fn threshold(&self) -> u32 {
+        self.threshold
+    }
+
+    /// Run every detector over every point of the request.
+    pub fn analyze(&self, req: &RequestView<'_>) -> Analysis {
+        let insp = rampart_inspect::inspect(req, &self.limits);
+        self.analyze_inspection(req, &insp)
+    }
+
+    /// Analyze an already inspected request.
+    pub fn analyze_inspection(&self, req: &RequestView<'_>, insp: &Inspection) -> Analysis {
+        let mut findings: Vec<Finding> = Vec::new();
+        let req_path = req.uri.path();
+        // request-level checks
+        let mut hits = Vec::new();
+        protocol::check_request(req, insp, &mut hits);
+        for h in hits.drain(..) {
+            self.push(&mut findings, h, "request", &[], req_path);
+        }
+        for a in &insp.anomalies {
+            let class = AttackClass::parse(a.class).unwrap_or(AttackClass::Protocol);
+            let h = Hit::new(class, a.rule_id, a.score, &a.detail);
+            self.push(&mut findings, h, &a.point, &[], req_path);
+        }
+        let mut lower = String::new();
+        for p in &insp.points {
+            if p.location == rampart_inspect::Location::Header
+                && p.chain.is_empty()
+                && headers::well_formed(&p.path, &p.value)
+            {
+                // standard header in its own grammar: only the scanner check
+                if p.path == "header.user-agent" {
+                    misc::scanner_ua(&p.value, &mut hits);
+                    let pname = point_name(p);
+                    for h in hits.drain(..) {
+                        self.push(&mut findings, h, &pname, &p.chain, req_path);
+                    }
+                }
+                if self.custom.is_empty() {
+                    continue;
+                }
+            }
+            let pre = self.prefilter.scan(&p.value);
+            if pre.is_clean() && self.custom.is_empty() {
+                continue;
+            }
+            lower.clear();
+            lower.push_str(&p.value);
+            lower.make_ascii_lowercase();
+            let ctx = Ctx {
+                point: p,
+                value: &p.value,
+                lower: &lower,
+                pre: &pre,
+            };
+            if !pre.is_clean() {
+                match docs::derive(&p.path, &p.value) {
+                    None => run_detectors(&ctx, &mut hits),
+                    Some(docs::Derived::Text(t)) => self.run_on(p, &t, &mut hits),
+                    Some(docs::Derived::GraphqlStrings(strings)) => {
+                        misc::check(&ctx, &mut hits);
+                        for t in strings.iter().take(64) {
+                            self.run_on(p, t, &mut hits);
+                        }
+                    }
+                }
+            }
+            let pname = point_name(p);
+            for h in hits.drain(..) {
+                self.push(&mut findings, h, &pname, &p.chain, req_path);
+            }
+            for c in &self.custom {
+                if c.point.matches(&p.path) {
+                    if let Some(m) = c.regex.find(&p.value) {
+                        let f = Finding {
+                            class: c.class,
+                            rule_id: Cow::Owned(c.id.clone()),
+                            score: c.score,
+                            point: pname.clone(),
+                            decode_chain: p.chain.clone(),
+                            evidence: util::excerpt(m.as_str(), 80),
+                        };
+                        if !self.excluded(&f, &p.path, req_path) && !findings.contains(&f) {
+                            findings.push(f);
+                        }
+                    }
+                }
+            }
+        }
+        let score = findings.iter().map(|f| f.score).sum::<u32>();
+        Analysis {
+            verdict: if score >= self.threshold {
+                Verdict::Block
+            } else {
+                Verdict::Pass
+            },
+            findings,
+            score,
+            threshold: self.threshold,
+        }
+    }
+
+    /// Run the value detectors on a text derived from a point's value.
+    fn run_on(&self, p: &Point, text: &str, hits: &mut Vec<Hit>) {
+        let pre = self.prefilter.scan(text);
+        if pre.is_clean() {
+            return;
+        }
+        let lower = text.to_ascii_lowercase();
+        let ctx = Ctx {
+            point: p,
+            value: text,
+            lower: &lower,
+            pre: &pre,
+        };
+        run_detectors(&ctx, hits);
+    }
+
+    fn excluded(&self, f: &Finding, point_path: &str, req_path: &str) -> bool {
+        self.exclusions.iter().any(|e| {
+            e.point.matches(point_path)
+                && (e.all_classes || e.classes.contains(&f.class))
+                && e.path.as_ref().is_none_or(|p| p.matches(req_path))
+        })
+    }
+
+    fn push(&self, findings: &mut Vec<Finding>, h: Hit, point: &str, chain: &[&'static str], req_path: &str) {
+        if self.disabled.iter().any(|d| d == h.rule_id) {
+            return;
+        }
+        let bare = point.strip_suffix("#key").unwrap_or(point);
+        let f = Finding {
+            class: h.class,
+            rule_id: Cow::Borrowed(h.rule_id),
+            score: h.score,
+            point: point.to_string(),
+            decode_chain: chain.to_vec(),
+            evidence: h.evidence,
+        };
+        if self.excluded(&f, bare, req_path) {
+            return;
+        }
+        // one finding per rule and point (the decoded variants of a value
+        // would otherwise count the same attack several times): keep the
+        // highest score.
+        if let Some(prev) = findings
+            .iter_mut()
+            .find(|x| x.rule_id == f.rule_id && x.point == f.point)
+        {
+            if f.score > prev.score {
+                *prev = f;
+            }
+            return;
+        }
+        findings.push(f);
+    }
+}
+
+fn known_classes() -> String {
+    AttackClass::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn point_name(p: &Point) -> String {
+    if p.is_key {
+        format!("{}#key", p.path)
+    } else {
+        p.path.clone()
+    }
+}
+
+/// All value detectors, in the order of cost.
+pub fn run_detectors(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
+    use prefilter::*;
+    let pre = ctx.pre;
+    if pre.any(G_SQL) {
+        sqli::check(ctx, out);
+    }
+    if pre.any(G_XSS) {
+        xss::check(ctx, out);
+    }
+    if pre.any(G_CMD) {
+        cmdi::check(ctx, out);
+    }
+    if pre.any(G_PATH) {
+        path::check(ctx, out);
+    }
+    if pre.any(G_URL) {
+        ssrf::check(ctx, out);
+    }
+    if pre.any(G_TPL) {
+        ssti::check(ctx, out);
+    }
+    if pre.any(G_INJ) {
+        inj::check(ctx, out);
+    }
+    if pre.any(G_DESER) {
+        deser::check(ctx, out);
+    }
+    if pre.any(G_MISC) {
+        misc::check(ctx, out);
+    }
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Detector::new(&DetectionConfig::default()).expect("default config is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn analyze_get(d: &Detector, uri: &str, headers: &[(&str, &str)]) -> Analysis {
+        let m = http::Method::GET;
+        let u: http::Uri = uri.parse().unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert("host", http::HeaderValue::from_static("api.example.com"));
+        for (k, v) in headers {
+            h.append(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        d.analyze(&RequestView {
+            method: &m,
+            uri: &u,
+            headers: &h,
+            body: b"",
+            body_truncated: false,
+        })
+    }
+
+    #[test]
+    fn send_sync() {
+        fn assert_ss<T: Send + Sync>() {}
+        assert_ss::<Detector>();
+    }
+
+    #[test]
+    fn blocks_and_passes() {
+        let d = Detector::default();
+        let a = analyze_get(&d, "/search?q=1%27%20OR%20%271%27%3D%271", &[]);
+        assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+        assert!(a
+            .findings
+            .iter()
+            .any(|f| f.class == AttackClass::Sqli && f.point == "query.q"));
+        let a = analyze_get(&d, "/search?q=O%27Brien%20and%20sons", &[]);
+        assert_eq!(a.verdict, Verdict::Pass, "{a:?}");
+    }
+
+    #[test]
+    fn exclusion_and_custom_rule() {
+        let cfg: DetectionConfig = toml_like(
+            r#"{"exclusions":[{"point":"query.q","classes":["sqli"]}],
+                "custom_rules":[{"id":"C-1","point":"query.*","pattern":"forbidden","score":10}]}"#,
+        );
+        let d = Detector::new(&cfg).unwrap();
+        let a = analyze_get(&d, "/?q=1%27%20OR%20%271%27%3D%271", &[]);
+        assert_eq!(a.verdict, Verdict::Pass, "{a:?}");
+        let a = analyze_get(&d, "/?x=forbidden", &[]);
+        assert_eq!(a.verdict, Verdict::Block);
+        assert_eq!(a.findings[0].rule_id, "C-1");
+    }
+
+    #[test]
+    fn config_errors_name_field() {
+        let cfg: DetectionConfig = toml_like(r#"{"custom_rules":[{"id":"x","point":"*","pattern":"("}]}"#);
+        let e = Detector::new(&cfg).err().unwrap().to_string();
+        assert!(e.contains("custom_rules[0].pattern"), "{e}");
+        let cfg: DetectionConfig = toml_like(r#"{"exclusions":[{"point":"q","classes":["nope"]}]}"#);
+        let e = Detector::new(&cfg).err().unwrap().to_string();
+        assert!(e.contains("exclusions[0].classes"), "{e}");
+        assert!(serde_json::from_str::<DetectionConfig>(r#"{"bogus":1}"#).is_err());
+    }
+
+    fn toml_like(s: &str) -> DetectionConfig {
+        serde_json::from_str(s).unwrap()
+    }
+}

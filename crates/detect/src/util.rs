@@ -1,0 +1,205 @@
+//! Small shared helpers: excerpts, globs, word search.
+
+/// At most `max` chars of `s`, control characters shown as spaces.
+pub fn excerpt(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(max.min(s.len()));
+    for (n, c) in s.chars().enumerate() {
+        if n >= max {
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
+}
+
+/// Excerpt of `s` around byte offset `at`.
+pub fn excerpt_at(s: &str, at: usize, max: usize) -> String {
+    let mut start = at.saturating_sub(10).min(s.len());
+    while start > 0 && !s.is_char_boundary(start) {
+        start -= 1;
+    }
+    excerpt(&s[start..], max)
+}
+
+/// A point glob: `*` matches any run of characters (including dots),
+/// everything else literally. `query.*` matches `query.q` and `query.a.b`.
+#[derive(Clone, Debug)]
+pub struct Glob {
+    parts: Vec<String>,
+    leading: bool,
+    trailing: bool,
+}
+
+impl Glob {
+    pub fn new(s: &str) -> Glob {
+        let s = s.trim();
+        Glob {
+            parts: s.split('*').filter(|p| !p.is_empty()).map(|p| p.to_string()).collect(),
+            leading: s.starts_with('*'),
+            trailing: s.ends_with('*'),
+        }
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        if self.parts.is_empty() {
+            return self.leading || self.trailing || text.is_empty();
+        }
+        let mut pos = 0;
+        let n = self.parts.len();
+        for (i, p) in self.parts.iter().enumerate() {
+            if i == 0 && !self.leading {
+                if !text.starts_with(p.as_str()) {
+                    return false;
+                }
+                pos = p.len();
+                if n == 1 && !self.trailing {
+                    return text.len() == p.len();
+                }
+                continue;
+            }
+            if i == n - 1 && !self.trailing {
+                return text.len() >= pos + p.len() && text.ends_with(p.as_str());
+            }
+            match text[pos..].find(p.as_str()) {
+                Some(j) => pos += j + p.len(),
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+pub fn is_word_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Find `needle` in `hay` as a whole word (ASCII word boundaries).
+pub fn find_word(hay: &str, needle: &str) -> Option<usize> {
+    let hb = hay.as_bytes();
+    let mut from = 0;
+    while let Some(i) = hay[from..].find(needle) {
+        let s = from + i;
+        let e = s + needle.len();
+        let left_ok = s == 0 || !is_word_byte(hb[s - 1]);
+        let right_ok = e >= hb.len() || !is_word_byte(hb[e]);
+        if left_ok && right_ok {
+            return Some(s);
+        }
+        from = s + 1;
+        while from < hay.len() && !hay.is_char_boundary(from) {
+            from += 1;
+        }
+    }
+    None
+}
+
+/// Rough "this is natural-language prose" measure: many words separated by
+/// single spaces, few code punctuation characters.
+pub fn prose_ratio(s: &str) -> f32 {
+    let mut letters = 0usize;
+    let mut spaces = 0usize;
+    let mut code = 0usize;
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | 0x80..=0xff => letters += 1,
+            b' ' => spaces += 1,
+            b'(' | b')' | b'=' | b';' | b'<' | b'>' | b'{' | b'}' | b'|' | b'&' | b'$' | b'`' | b'\\' | b'*' => {
+                code += 1
+            }
+            _ => {}
+        }
+    }
+    let total = s.len().max(1) as f32;
+    ((letters + spaces) as f32 - 4.0 * code as f32) / total
+}
+
+/// A compiled set of literal patterns (ASCII case-insensitive input is
+/// expected to be lowercased already), built once.
+pub struct Lits {
+    ac: aho_corasick::AhoCorasick,
+    all: aho_corasick::AhoCorasick,
+    pats: &'static [&'static str],
+}
+
+impl Lits {
+    pub fn new(pats: &'static [&'static str]) -> Lits {
+        let ac = aho_corasick::AhoCorasickBuilder::new()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(pats)
+            .expect("static patterns");
+        let all = aho_corasick::AhoCorasick::new(pats).expect("static patterns");
+        Lits { ac, all, pats }
+    }
+
+    /// Leftmost match: (position, pattern).
+    pub fn find(&self, hay: &str) -> Option<(usize, &'static str)> {
+        self.ac
+            .find(hay)
+            .map(|m| (m.start(), self.pats[m.pattern().as_usize()]))
+    }
+
+    /// All non-overlapping matches, leftmost first.
+    pub fn iter<'h>(&'h self, hay: &'h str) -> impl Iterator<Item = (usize, &'static str)> + 'h {
+        self.ac
+            .find_iter(hay)
+            .map(|m| (m.start(), self.pats[m.pattern().as_usize()]))
+    }
+
+    /// First match that is a whole word.
+    pub fn find_word(&self, hay: &str) -> Option<(usize, &'static str)> {
+        let b = hay.as_bytes();
+        for m in self.all.find_overlapping_iter(hay) {
+            let (s, e) = (m.start(), m.end());
+            if (s == 0 || !is_word_byte(b[s - 1])) && (e >= b.len() || !is_word_byte(b[e])) {
+                return Some((s, self.pats[m.pattern().as_usize()]));
+            }
+        }
+        None
+    }
+}
+
+/// Lazily built literal set: `lits!(NAME_LIST)`.
+#[macro_export]
+macro_rules! lits {
+    ($list:expr) => {{
+        static CELL: std::sync::OnceLock<$crate::util::Lits> = std::sync::OnceLock::new();
+        CELL.get_or_init(|| $crate::util::Lits::new($list))
+    }};
+}
+
+/// `&s[start..end]` with both ends moved down to char boundaries and
+/// clamped to the string: never panics.
+pub fn clip(s: &str, start: usize, end: usize) -> &str {
+    let mut a = start.min(s.len());
+    while a > 0 && !s.is_char_boundary(a) {
+        a -= 1;
+    }
+    let mut b = end.min(s.len()).max(a);
+    while b > a && !s.is_char_boundary(b) {
+        b -= 1;
+    }
+    &s[a..b]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        assert!(Glob::new("query.*").matches("query.q"));
+        assert!(Glob::new("query.*").matches("query.a.b"));
+        assert!(!Glob::new("query.*").matches("body.q"));
+        assert!(Glob::new("body.json.content").matches("body.json.content"));
+        assert!(!Glob::new("body.json.content").matches("body.json.contents"));
+        assert!(Glob::new("*").matches("anything"));
+        assert!(Glob::new("body.*.name").matches("body.json.user.name"));
+        assert!(Glob::new("*.name").matches("body.json.name"));
+    }
+
+    #[test]
+    fn words() {
+        assert_eq!(find_word("a select b", "select"), Some(2));
+        assert_eq!(find_word("selected", "select"), None);
+    }
+}

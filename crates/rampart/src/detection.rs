@@ -1,0 +1,114 @@
+//! Wiring of the detection engine into the proxy's request stage: one compiled [`Detector`] per route,
+//! built from the route's `[routes.detection]` table whenever a policy is compiled.
+
+use rampart_detect::{DetectionConfig, Detector, Verdict};
+use rampart_policy::{ConfigErrors, Diagnostic, Policy};
+use rampart_proxy::inspect::{FindingSummary, RequestContext};
+use rampart_proxy::{Inspection, Inspector, InspectorFactory};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct DetectionFactory;
+
+impl InspectorFactory for DetectionFactory {
+    fn build(&self, policy: &Policy) -> Result<Arc<dyn Inspector>, ConfigErrors> {
+        let file = policy
+            .source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<embedded defaults>"));
+        let mut errors = Vec::new();
+        let mut by_route = HashMap::new();
+        // Routes without a detection table share one detector with the defaults.
+        let mut default: Option<Arc<Detector>> = None;
+        for route in policy.routes.iter() {
+            let (line, column) = route.detection_at;
+            let diag = |message: String, hint: &str| Diagnostic {
+                file: file.clone(),
+                line,
+                column,
+                message,
+                hint: Some(hint.to_string()),
+            };
+            let detector = match &route.detection {
+                None => match &default {
+                    Some(d) => d.clone(),
+                    None => match Detector::new(&DetectionConfig::default()) {
+                        Ok(d) => default.insert(Arc::new(d)).clone(),
+                        Err(e) => {
+                            errors.push(diag(
+                                format!("default detection settings: {e}"),
+                                "this is a bug; please report it",
+                            ));
+                            continue;
+                        }
+                    },
+                },
+                Some(table) => {
+                    let cfg: DetectionConfig = match table.clone().try_into() {
+                        Ok(c) => c,
+                        Err(e) => {
+                            errors.push(diag(
+                                format!("route `{}`: [routes.detection]: {}", route.name, e.message().trim()),
+                                "keys: sensitivity, threshold, exclusions, custom_rules, disabled_rules (docs/rules.md)",
+                            ));
+                            continue;
+                        }
+                    };
+                    match Detector::new(&cfg) {
+                        Ok(d) => Arc::new(d),
+                        Err(e) => {
+                            errors.push(diag(
+                                format!("route `{}`: {e}", route.name),
+                                "see docs/rules.md for rule ids and classes",
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            };
+            by_route.insert(route.name.clone(), detector);
+        }
+        if errors.is_empty() {
+            Ok(Arc::new(DetectInspector { by_route }))
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+struct DetectInspector {
+    by_route: HashMap<Arc<str>, Arc<Detector>>,
+}
+
+impl Inspector for DetectInspector {
+    fn inspect(&self, ctx: &RequestContext<'_>) -> Inspection {
+        let Some(detector) = self.by_route.get(&ctx.route.name) else {
+            return Inspection::default();
+        };
+        let view = rampart_inspect::RequestView {
+            method: &ctx.parts.method,
+            uri: &ctx.parts.uri,
+            headers: &ctx.parts.headers,
+            body: ctx.body,
+            body_truncated: ctx.body_truncated,
+        };
+        let analysis = detector.analyze(&view);
+        Inspection {
+            attack: analysis.verdict == Verdict::Block,
+            score: analysis.score,
+            findings: analysis
+                .findings
+                .into_iter()
+                .map(|f| FindingSummary {
+                    class: f.class.as_str().to_string(),
+                    rule_id: f.rule_id.into_owned(),
+                    score: f.score,
+                    point: f.point,
+                    decode_chain: f.decode_chain,
+                    evidence: f.evidence,
+                })
+                .collect(),
+        }
+    }
+}
