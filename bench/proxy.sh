@@ -6,7 +6,7 @@
 #
 # Starts the shared baseline (../shared/bench/baseline/setup.sh with UPSTREAM_PORT=9001: nginx serving a
 # static 200 "ok" on 9001, plain nginx proxying to it on 8082), then rampart (release build, access log on,
-# all limits on, route in block mode so bodies take the inspection path; no detector wired yet) on 127.0.0.1:8090 proxying to the same 9001 backend.
+# all limits on; MODE=off (default: no detection, as issue 3 measures) or MODE=block (detection on)) on 127.0.0.1:8090 proxying to the same 9001 backend.
 # wrk drives both with identical settings: small GETs, then 64 KiB JSON POSTs. Prints req/s, p50 and p99
 # per case and the rampart/nginx ratios. Everything is on loopback and bounded in time.
 set -euo pipefail
@@ -36,7 +36,7 @@ targets = ["http://127.0.0.1:9001"]
 [[routes]]
 path = "/"
 upstream = "backend"
-mode = "block"
+mode = "${MODE:-off}"
 
 [console]
 listen = "127.0.0.1:0"

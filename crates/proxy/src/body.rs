@@ -40,6 +40,11 @@ impl ProxyBody {
         }
     }
 
+    /// Whether [`ProxyBody::try_clone`] would succeed, without cloning.
+    pub fn is_replayable(&self) -> bool {
+        !matches!(self, ProxyBody::Stream { .. })
+    }
+
     /// A copy for a retry, when the body is fully in memory.
     pub fn try_clone(&self) -> Option<ProxyBody> {
         match self {

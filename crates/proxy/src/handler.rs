@@ -88,28 +88,40 @@ pub async fn handle(
         .request_duration
         .get_or_create(&Label("route", route.clone()))
         .observe(elapsed.as_secs_f64());
-    if rt.policy.log.access {
-        let findings = outcome
-            .inspection
-            .as_ref()
-            .filter(|i| !i.findings.is_empty())
-            .map(|i| serde_json::to_string(&i.findings).unwrap_or_default());
-        tracing::info!(
-            target: "access",
-            request_id = %request_id,
-            client = %conn.client,
-            listener = %conn.listener,
-            method = %method,
-            path = %path_for_log,
-            route = %route,
-            status,
-            action = outcome.action,
-            upstream = outcome.upstream_target.as_deref().unwrap_or("-"),
-            latency_us = elapsed.as_micros() as u64,
-            score = outcome.inspection.as_ref().map_or(0, |i| i.score),
-            findings = findings.as_deref().unwrap_or(""),
-            body_uninspected = outcome.body_uninspected,
-        );
+    if let (true, Some(log)) = (rt.policy.log.access, shared.access_log()) {
+        use crate::access_log::json_str;
+        use std::io::Write;
+        log.record(|b| {
+            let _ = write!(
+                b,
+                "{{\"ts\":\"{}\",\"request_id\":\"{request_id}\",\"client\":\"{}\",\"listener\":",
+                humantime_rfc3339(),
+                conn.client
+            );
+            json_str(b, &conn.listener);
+            b.extend_from_slice(b",\"method\":");
+            json_str(b, method.as_str());
+            b.extend_from_slice(b",\"path\":");
+            json_str(b, &path_for_log);
+            b.extend_from_slice(b",\"route\":");
+            json_str(b, &route);
+            let _ = write!(
+                b,
+                ",\"status\":{status},\"action\":\"{}\",\"upstream\":",
+                outcome.action
+            );
+            json_str(b, outcome.upstream_target.as_deref().unwrap_or("-"));
+            let score = outcome.inspection.as_ref().map_or(0, |i| i.score);
+            let _ = write!(b, ",\"latency_us\":{},\"score\":{score}", elapsed.as_micros() as u64);
+            if let Some(i) = outcome.inspection.as_ref().filter(|i| !i.findings.is_empty()) {
+                b.extend_from_slice(b",\"findings\":");
+                let _ = serde_json::to_writer(&mut *b, &i.findings);
+            }
+            if outcome.body_uninspected {
+                b.extend_from_slice(b",\"body_uninspected\":true");
+            }
+            b.push(b'}');
+        });
     }
     Ok(resp)
 }
@@ -329,10 +341,12 @@ async fn forward(
             | http::Method::TRACE
     );
     let timeout = route.timeout.min(pool.spec.read_timeout);
-    let mut tried: Vec<usize> = Vec::new();
+    let mut tried: Vec<usize> = Vec::with_capacity(pool.spec.retries as usize + 1);
     // A body held in memory can be sent again; a streaming one is gone after the first attempt.
-    let replayable = body.try_clone().is_some();
+    let replayable = body.is_replayable();
     let mut body = Some(body);
+    // Parts are cloned only for an attempt that may be followed by another; the last one takes them.
+    let mut parts = Some(parts);
     let mut last_error: Option<(StatusCode, &'static str)> = None;
     for attempt in 0..=pool.spec.retries {
         let Some((idx, _in_flight_guard)) = pool.pick(&tried) else {
@@ -347,8 +361,12 @@ async fn forward(
                 None => break,
             },
         };
-        let mut req = Request::from_parts(parts.clone(), this_body);
-        *req.uri_mut() = pool.uri_for(idx, parts.uri.path_and_query());
+        let Some(these_parts) = (if last_try { parts.take() } else { parts.clone() }) else {
+            break;
+        };
+        let uri = pool.uri_for(idx, these_parts.uri.path_and_query());
+        let mut req = Request::from_parts(these_parts, this_body);
+        *req.uri_mut() = uri;
         if pool.spec.protocol == rampart_policy::UpstreamProtocol::Http1 {
             *req.version_mut() = http::Version::HTTP_11;
         } else {
@@ -446,4 +464,9 @@ fn block_response(rt: &Runtime, request_id: &str) -> Response<RespBody> {
         }
     }
     resp
+}
+
+/// The current time as RFC 3339 with microseconds, UTC.
+fn humantime_rfc3339() -> humantime::Rfc3339Timestamp {
+    humantime::format_rfc3339_micros(std::time::SystemTime::now())
 }

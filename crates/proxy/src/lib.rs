@@ -15,8 +15,10 @@
 //! - [`inspect`]: the seam to the detection engine;
 //! - [`verdict`]: the same decision for a request already in memory (eval, explain);
 //! - [`worker`]: one event loop per core, each with its own sockets and upstream pools;
+//! - [`access_log`]: batched JSON access log lines, off the hot path;
 //! - [`metrics`]: Prometheus families.
 
+pub mod access_log;
 pub mod body;
 pub mod framing;
 pub mod handler;
@@ -63,6 +65,14 @@ impl Gateway {
         for spec in &policy.listeners {
             let ls = server::ListenerShared::new(spec.clone(), &policy.limits)
                 .map_err(|e| anyhow::anyhow!("listener {}: {e}", spec.name))?;
+            // SO_REUSEPORT would let a second rampart (or anything of the same user) share the port
+            // silently; a plain bind first makes "address in use" an error again.
+            if spec.addr.port() != 0 {
+                drop(
+                    std::net::TcpListener::bind(spec.addr)
+                        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", spec.addr))?,
+                );
+            }
             let first =
                 server::bind_std(spec.addr).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", spec.addr))?;
             // With port 0 the first bind picks the port; the other workers join it.
@@ -108,6 +118,9 @@ impl Gateway {
                         // Let connections drain: the drain controller counts them; keep the loop running until
                         // they are gone or the process exits.
                         drain.wait_idle().await;
+                        if let Some(log) = shared.access_log() {
+                            log.flush_thread();
+                        }
                     });
                 })?;
             threads.push(thread);

@@ -69,6 +69,7 @@ pub struct Metrics {
     pub protocol_rejects: Family<Label, Counter>,
     pub uninspected_bodies: Family<Label, Counter>,
     pub reloads: Family<Label, Counter>,
+    pub access_log_dropped: Counter,
 }
 
 impl Metrics {
@@ -84,6 +85,7 @@ impl Metrics {
             protocol_rejects: Family::default(),
             uninspected_bodies: Family::default(),
             reloads: Family::default(),
+            access_log_dropped: Counter::default(),
         };
         registry.register(
             "rampart_requests",
@@ -134,6 +136,11 @@ impl Metrics {
             "rampart_reloads",
             "Config reloads by result (ok, error)",
             m.reloads.clone(),
+        );
+        registry.register(
+            "rampart_access_log_dropped_lines",
+            "Access log lines dropped because the log writer could not keep up",
+            m.access_log_dropped.clone(),
         );
         Arc::new(m)
     }

@@ -28,6 +28,7 @@ pub struct Shared {
     pub ids: RequestIds,
     factory: Arc<dyn InspectorFactory>,
     generation: AtomicU64,
+    access_log: std::sync::OnceLock<crate::access_log::AccessLog>,
 }
 
 impl Shared {
@@ -43,7 +44,17 @@ impl Shared {
             ids: RequestIds::new(),
             factory,
             generation: AtomicU64::new(1),
+            access_log: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Sets where access log lines go (once; without it, routes with `log.access` log nothing).
+    pub fn set_access_log(&self, log: crate::access_log::AccessLog) {
+        let _ = self.access_log.set(log);
+    }
+
+    pub fn access_log(&self) -> Option<&crate::access_log::AccessLog> {
+        self.access_log.get()
     }
 
     pub fn load(&self) -> Arc<Runtime> {

@@ -7,6 +7,11 @@ mod evaluate;
 mod serve;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc: per-thread free lists suit the thread-per-core workers, and inspection allocates many small,
+/// short-lived values per request.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

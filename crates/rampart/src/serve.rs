@@ -90,6 +90,10 @@ pub async fn run(
     let console_token = policy.console.token.clone();
     let shared = Shared::new(policy, metrics, Arc::new(crate::detection::DetectionFactory))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if shared.load().policy.log.access {
+        let dropped = shared.metrics.access_log_dropped.clone();
+        shared.set_access_log(rampart_proxy::access_log::AccessLog::new(std::io::stdout(), dropped)?);
+    }
     let gateway = Gateway::start(shared.clone()).await?;
 
     let _console_task = match console_addr {
