@@ -51,7 +51,7 @@ impl HeadVerdicts {
 /// first. Returns why the connection layer would refuse it, if it would.
 pub fn check_raw_request(raw: &[u8]) -> Option<Reject> {
     let verdicts = Arc::new(HeadVerdicts::default());
-    Scanner::new(usize::MAX, verdicts.clone()).feed(raw);
+    Scanner::new(usize::MAX, verdicts.clone()).feed(raw, &mut Vec::new());
     verdicts.next_request()
 }
 
@@ -59,6 +59,10 @@ pub fn check_raw_request(raw: &[u8]) -> Option<Reject> {
 pub struct GuardedIo<T> {
     inner: T,
     scanner: Scanner,
+    /// Scanner output that did not fit in hyper's read buffer yet.
+    pending: Vec<u8>,
+    /// Reused for the scanner's output of each read.
+    out: Vec<u8>,
 }
 
 impl<T> GuardedIo<T> {
@@ -67,19 +71,47 @@ impl<T> GuardedIo<T> {
         GuardedIo {
             inner,
             scanner: Scanner::new(max_head, verdicts),
+            pending: Vec::new(),
+            out: Vec::new(),
         }
     }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
         let this = &mut *self;
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) {
-            this.scanner.feed(&buf.filled()[before..]);
+        if !this.pending.is_empty() {
+            let n = this.pending.len().min(buf.remaining());
+            buf.put_slice(&this.pending[..n]);
+            this.pending.drain(..n);
+            return Poll::Ready(Ok(()));
         }
-        r
+        loop {
+            let before = buf.filled().len();
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            let read = buf.filled().len() - before;
+            this.out.clear();
+            if read == 0 {
+                // End of stream: whatever the scanner still holds back goes to hyper as it came.
+                this.scanner.finish(&mut this.out);
+            } else {
+                this.scanner.feed(&buf.filled()[before..], &mut this.out);
+            }
+            // The scanner's output replaces what was read (it differs only where a request target was
+            // rewritten or a request line is still held back).
+            buf.set_filled(before);
+            let n = this.out.len().min(buf.remaining());
+            buf.put_slice(&this.out[..n]);
+            this.pending.extend_from_slice(&this.out[n..]);
+            if n > 0 || read == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            // Everything read was held back (a request line still incomplete): read on, since returning
+            // no bytes would mean end of stream.
+        }
     }
 }
 
@@ -171,36 +203,66 @@ impl Scanner {
     }
 
     /// Records that request `index` (and so the connection from there on) is refused, and stops watching.
-    fn refuse(&mut self, index: u64, reject: Reject) {
+    fn refuse(&mut self, index: u64, reject: Reject, out: &mut Vec<u8>) {
         self.verdicts.mark(index, reject);
+        self.stop_watching(out);
+    }
+
+    /// Stops watching; a request line held back is released as it came.
+    fn stop_watching(&mut self, out: &mut Vec<u8>) {
+        if self.line_start == 0 {
+            out.extend_from_slice(&self.head);
+        }
         self.state = State::Off;
         self.head = Vec::new();
     }
 
-    fn feed(&mut self, mut data: &[u8]) {
+    /// At end of stream: release what is held back.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.state == State::Head && self.line_start == 0 {
+            out.extend_from_slice(&self.head);
+            self.head.clear();
+        }
+    }
+
+    /// Follows `data` and appends what hyper should read to `out`: the same bytes, except that a request
+    /// line is held back until it is complete and then written with its target normalised (see
+    /// [`normalise_request_line`]).
+    fn feed(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
         while !data.is_empty() {
             match self.state {
-                State::Off => return,
+                State::Off => {
+                    out.extend_from_slice(data);
+                    return;
+                }
                 State::Body(left) => {
                     let n = left.min(data.len() as u64);
+                    out.extend_from_slice(&data[..n as usize]);
                     data = &data[n as usize..];
                     self.state = if left == n { State::Head } else { State::Body(left - n) };
                 }
                 State::Head => {
                     let Some(lf) = data.iter().position(|&b| b == b'\n') else {
                         self.head.extend_from_slice(data);
+                        if self.line_start != 0 {
+                            out.extend_from_slice(data);
+                        }
                         if self.head.len() > self.max_head {
-                            self.refuse(self.heads, Reject::HeadTooLarge);
+                            self.refuse(self.heads, Reject::HeadTooLarge, out);
                         }
                         return;
                     };
                     self.head.extend_from_slice(&data[..=lf]);
+                    if self.line_start != 0 {
+                        out.extend_from_slice(&data[..=lf]);
+                    }
                     data = &data[lf + 1..];
-                    self.end_of_line();
+                    self.end_of_line(out);
                 }
                 State::Chunked(c) => {
                     if let Chunk::Data(left) = c {
                         let n = left.min(data.len() as u64);
+                        out.extend_from_slice(&data[..n as usize]);
                         data = &data[n as usize..];
                         self.state = State::Chunked(if left == n {
                             Chunk::DataCr
@@ -209,6 +271,7 @@ impl Scanner {
                         });
                         continue;
                     }
+                    out.push(data[0]);
                     self.state = self.chunk_byte(c, data[0]);
                     data = &data[1..];
                 }
@@ -217,26 +280,29 @@ impl Scanner {
     }
 
     /// `head` ends with the LF of a line that starts at `line_start`.
-    fn end_of_line(&mut self) {
+    fn end_of_line(&mut self, out: &mut Vec<u8>) {
         let line = &self.head[self.line_start..self.head.len() - 1];
         let Some(line) = line.strip_suffix(b"\r") else {
-            return self.refuse(self.heads, Reject::BareLineFeed);
+            return self.refuse(self.heads, Reject::BareLineFeed, out);
         };
         if self.head.len() > self.max_head {
-            return self.refuse(self.heads, Reject::HeadTooLarge);
+            return self.refuse(self.heads, Reject::HeadTooLarge, out);
         }
         if !line.is_empty() {
-            // HTTP/2 prior knowledge (h2c): the preface looks like a request line; what follows is binary.
-            if self.line_start == 0 && line.starts_with(b"PRI * HTTP/2.0") {
-                self.state = State::Off;
-                self.head = Vec::new();
-                return;
+            if self.line_start == 0 {
+                // HTTP/2 prior knowledge (h2c): the preface looks like a request line; what follows is binary.
+                if line.starts_with(b"PRI * HTTP/2.0") {
+                    return self.stop_watching(out);
+                }
+                normalise_request_line(line, out);
+                out.extend_from_slice(b"\r\n");
             }
             self.line_start = self.head.len();
             return;
         }
         if self.line_start == 0 {
             // Empty lines before a request line are ignored (RFC 9112 §2.2), as hyper does.
+            out.extend_from_slice(&self.head);
             self.head.clear();
             return;
         }
@@ -250,7 +316,7 @@ impl Scanner {
             Ok(Framing::Length(n)) => State::Body(n),
             Ok(Framing::Chunked) => State::Chunked(Chunk::Size(0)),
             Ok(Framing::NotHttp1) => State::Off,
-            Err(reject) => return self.refuse(index, reject),
+            Err(reject) => return self.refuse(index, reject, out),
         };
     }
 
@@ -286,6 +352,34 @@ impl Scanner {
         };
         State::Chunked(next)
     }
+}
+
+/// Writes `line` (a request line without its CRLF) with the bytes of its request target that clients send
+/// raw but the URI grammar does not allow (`"`, `<`, `>`, `\\`, `^`, `` ` ``, `{`, `|`, `}` and non-ASCII)
+/// percent-encoded, as a browser would have sent them. nginx and most servers accept these targets;
+/// hyper's URI parser refuses them with 400, which would block real users of sloppy clients. Control
+/// characters and spaces are left alone: those make the request invalid, and it is refused.
+fn normalise_request_line(line: &[u8], out: &mut Vec<u8>) {
+    let first = line.iter().position(|&b| b == b' ');
+    let last = line.iter().rposition(|&b| b == b' ');
+    let (Some(first), Some(last)) = (first, last) else {
+        out.extend_from_slice(line);
+        return;
+    };
+    if last <= first {
+        out.extend_from_slice(line);
+        return;
+    }
+    out.extend_from_slice(&line[..=first]);
+    for &b in &line[first + 1..last] {
+        if matches!(b, b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}') || b >= 0x80 {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        } else {
+            out.push(b);
+        }
+    }
+    out.extend_from_slice(&line[last..]);
 }
 
 /// Checks one complete head (every line ends with CRLF; the last line is empty) and says how its body is
@@ -375,9 +469,40 @@ mod tests {
         let v = Arc::new(HeadVerdicts::default());
         let mut s = Scanner::new(8192, v.clone());
         for piece in input.chunks(step) {
-            s.feed(piece);
+            s.feed(piece, &mut Vec::new());
         }
         (0..n).map(|_| v.next_request()).collect()
+    }
+
+    fn output(input: &[u8], step: usize) -> Vec<u8> {
+        let mut s = Scanner::new(64 * 1024, Arc::new(HeadVerdicts::default()));
+        let mut out = Vec::new();
+        for piece in input.chunks(step) {
+            s.feed(piece, &mut out);
+        }
+        s.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn raw_targets_are_percent_encoded_and_nothing_else_changes() {
+        // Two pipelined requests; the first has a body and a header full of the same characters, which
+        // must pass untouched.
+        let input = "POST /s?q=\"O'Brien\"&t=<b>|{x}^caf\u{e9} HTTP/1.1\r\nHost: a\r\nX-Q: \"<>\"\r\nContent-Length: 5\r\n\r\n\"<>\"\nGET /ok?a=<1> HTTP/1.1\r\nHost: a\r\n\r\n";
+        let want = "POST /s?q=%22O'Brien%22&t=%3Cb%3E%7C%7Bx%7D%5Ecaf%C3%A9 HTTP/1.1\r\nHost: a\r\nX-Q: \"<>\"\r\nContent-Length: 5\r\n\r\n\"<>\"\nGET /ok?a=%3C1%3E HTTP/1.1\r\nHost: a\r\n\r\n";
+        for step in 1..input.len() {
+            assert_eq!(
+                String::from_utf8(output(input.as_bytes(), step)).unwrap(),
+                want,
+                "split every {step} bytes"
+            );
+        }
+        let clean = "GET /search?q=%22a%22&b=%3C1%3E HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(
+            output(clean.as_bytes(), 3),
+            clean.as_bytes(),
+            "encoded targets are left as they are"
+        );
     }
 
     #[test]

@@ -1204,3 +1204,27 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     };
     assert!(refused, "a new connection was served after shutdown");
 }
+
+/// Clients that send `"`, `<`, `>`, `{`, `|` or UTF-8 raw in the query (curl, scripts, many SDKs) get
+/// through, with the target percent-encoded as a browser would have sent it; inspection sees the decoded
+/// value as before.
+#[tokio::test]
+async fn raw_special_characters_in_the_target_are_normalised_not_refused() {
+    let b = echo("b1").await;
+    let gw = gateway(&simple(&[b.url()])).await;
+    let resps = raw_responses(
+        gw.addr(),
+        "GET /search?q=\"O'Brien\"&t=<b>&j={x|y}&c=caf\u{e9} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(resps.len(), 1);
+    assert_eq!(resps[0].status, 200);
+    assert_eq!(
+        resps[0].json()["uri"],
+        "/search?q=%22O'Brien%22&t=%3Cb%3E&j=%7Bx%7Cy%7D&c=caf%C3%A9"
+    );
+    // Control characters in the target are still a malformed request.
+    let resps = raw_responses(gw.addr(), b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert_eq!(resps[0].status, 400);
+}
