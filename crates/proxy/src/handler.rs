@@ -34,6 +34,8 @@ struct Outcome {
     inspection: Option<Inspection>,
     upstream_target: Option<Arc<str>>,
     body_uninspected: bool,
+    /// The client as resolved through trusted proxies, once known.
+    client_ip: Option<IpAddr>,
 }
 
 impl Outcome {
@@ -44,6 +46,7 @@ impl Outcome {
             inspection: None,
             upstream_target: None,
             body_uninspected: false,
+            client_ip: None,
         }
     }
 }
@@ -96,7 +99,7 @@ pub async fn handle(
                 b,
                 "{{\"ts\":\"{}\",\"request_id\":\"{request_id}\",\"client\":\"{}\",\"listener\":",
                 humantime_rfc3339(),
-                conn.client
+                outcome.client_ip.unwrap_or(conn.client)
             );
             json_str(b, &conn.listener);
             b.extend_from_slice(b",\"method\":");
@@ -175,6 +178,7 @@ async fn pipeline(
     let hop = conn.client;
     let peer_trusted = policy.trusted_proxies.contains(hop);
     let client_ip = headers::client_ip(hop, &parts.headers, &policy.trusted_proxies);
+    outcome.client_ip = Some(client_ip);
 
     // Hard size cap, whatever the mode, when the length is declared up front.
     let declared_len = parts
