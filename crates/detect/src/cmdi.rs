@@ -515,6 +515,21 @@ fn windows_batch(s: &str) -> Option<(u32, usize)> {
         {
             return Some((8, p));
         }
+        // the whole value is `if [/i] A==B command` (cmd.exe string compare)
+        if s[..p].trim().is_empty() {
+            if let Some(e) = rest.find("==").filter(|e| *e < 80) {
+                let right = rest[e + 2..].trim_start();
+                let after = if let Some(r) = right.strip_prefix('"') {
+                    r.find('"').map_or("", |q| &r[q + 1..])
+                } else {
+                    right.find(char::is_whitespace).map_or("", |q| &right[q..])
+                };
+                let after = after.trim_start();
+                if !rest[..e].trim().is_empty() && after.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                    return Some((6, p));
+                }
+            }
+        }
         if from > 4096 {
             break;
         }
@@ -702,6 +717,14 @@ mod tests {
         let mut out = vec![];
         check(&ctx, &mut out);
         out.iter().map(|h| h.score).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn cmd_if_compare() {
+        assert!(score("if /i %x%==yes del x.txt") >= 5);
+        assert!(score("IF \"a b\" == \"a b\" echo same") >= 5);
+        assert!(score("if x==y dir") >= 5);
+        assert!(score("what if a == b in the proof?") < 5);
     }
 
     #[test]

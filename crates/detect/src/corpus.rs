@@ -197,7 +197,50 @@ pub fn prepare(r: &Record) -> Prepared {
         },
         Some(b) => b.as_bytes().to_vec(),
     };
+    if let Some(why) = version_check(r.http_version.as_deref()) {
+        return Prepared::Rejected(why);
+    }
+    let body = match body_framing(&r.headers, body) {
+        Ok(b) => b,
+        Err(why) => return Prepared::Rejected(why),
+    };
     build(&r.method, &r.path, &r.headers, body)
+}
+
+/// The HTTP/1 layer answers 400 to a request line whose version is not
+/// `HTTP/1.0` or `HTTP/1.1` (HTTP/0.9 has no version at all). `HTTP/2` records
+/// stand for requests that arrived over HTTP/2; an empty version is sent as
+/// HTTP/1.1 by the replay tool.
+fn version_check(v: Option<&str>) -> Option<String> {
+    match v {
+        None | Some("" | "HTTP/1.0" | "HTTP/1.1" | "HTTP/2" | "HTTP/2.0") => None,
+        Some(other) => Some(format!("unsupported HTTP version {:?}", util_excerpt(other))),
+    }
+}
+
+fn util_excerpt(s: &str) -> String {
+    crate::util::excerpt(s, 20)
+}
+
+/// A body shorter than its Content-Length never completes: the proxy waits
+/// for the rest and answers 408/400. Bytes past it are the next request on
+/// the connection, not this request's body.
+fn body_framing(headers: &[(String, String)], mut body: Vec<u8>) -> Result<Vec<u8>, String> {
+    let Some(cl) = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+    else {
+        return Ok(body);
+    };
+    if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding")) {
+        return Ok(body);
+    }
+    if cl > body.len() {
+        return Err(format!("body of {} bytes shorter than content-length {cl}", body.len()));
+    }
+    body.truncate(cl);
+    Ok(body)
 }
 
 /// Parse exact request bytes with httparse plus the framing rules of the

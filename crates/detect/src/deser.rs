@@ -118,6 +118,12 @@ const PHP_FUNCS: &[&str] = &[
     "stream_socket_client",
     "socket_create",
     "apache_setenv",
+    "curl_exec",
+    "putenv",
+    "ini_set",
+    "ini_restore",
+    "set_include_path",
+    "symlink",
     "openlog",
     "syslog",
 ];
@@ -278,6 +284,16 @@ const GADGETS: &[&str] = &[
     "bcel$$",
     "$$bcel$$",
     "jndimanager",
+    "org.omg.corba",
+    "org.omg.cosnaming",
+    "com.sun.jndi.",
+    "com.sun.org.apache.xalan",
+    "sun.rmi.",
+    "java.rmi.",
+    "javax.script.",
+    "javax.management.",
+    "bsh.interpreter",
+    "org.mozilla.javascript",
 ];
 
 fn is_ident(c: u8) -> bool {
@@ -318,6 +334,10 @@ fn php_calls(s: &str) -> Option<(usize, &'static str)> {
                 if let Some(f) = PHP_FUNCS.iter().find(|f| **f == w) {
                     return Some((st, f));
                 }
+                // the POSIX extension: every posix_* function is PHP's
+                if w.len() > 6 && w.starts_with("posix_") {
+                    return Some((st, "posix_"));
+                }
             }
             seen += 1;
             if seen > 4096 {
@@ -325,6 +345,218 @@ fn php_calls(s: &str) -> Option<(usize, &'static str)> {
             }
         } else {
             i += 1;
+        }
+    }
+    None
+}
+
+/// Skip whitespace and PHP comments (`/* */`, `//`, `#` to end of line).
+fn php_skip(b: &[u8], mut j: usize) -> usize {
+    loop {
+        while j < b.len() && (b[j].is_ascii_whitespace() || b[j] == 0x0b) {
+            j += 1;
+        }
+        if b[j..].starts_with(b"/*") {
+            match memchr::memmem::find(&b[j + 2..], b"*/") {
+                Some(e) => j += 2 + e + 2,
+                None => return b.len(),
+            }
+        } else if b[j..].starts_with(b"//") || (j < b.len() && b[j] == b'#' && !b[j..].starts_with(b"#[")) {
+            match memchr::memchr(b'\n', &b[j..]) {
+                Some(e) => j += e + 1,
+                None => return b.len(),
+            }
+        } else {
+            return j;
+        }
+    }
+}
+
+/// Skip a short bracketed group starting at `b[j]` (`[..]` or `{..}`),
+/// nesting allowed, at most 64 bytes. Returns the index after it.
+fn php_group(b: &[u8], j: usize) -> Option<usize> {
+    let (open, close) = match b.get(j)? {
+        b'[' => (b'[', b']'),
+        b'{' => (b'{', b'}'),
+        _ => return None,
+    };
+    let mut depth = 0;
+    for (k, &c) in b.iter().enumerate().skip(j).take(64) {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                return Some(k + 1);
+            }
+        }
+    }
+    None
+}
+
+/// PHP variable-function call through an obfuscated callee: `$__['o'](..)`,
+/// `@$_[1](..)`, `${@a}(..)`, `$O0O{0}(..)`, `$a[5]/*x*/['d'] (..)`. The
+/// callee is a variable with subscripts, a `${expr}`, or a name made only of
+/// underscores / `O` and `0`; comments may sit anywhere. Returns the
+/// position of the `$`.
+fn php_varcall(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n = 0;
+    while let Some(p) = memchr::memchr(b'$', &b[i..]) {
+        let at = i + p;
+        i = at + 1;
+        n += 1;
+        if n > 512 {
+            break;
+        }
+        let mut j = php_skip(b, at + 1);
+        let mut obfuscated = false;
+        if j < b.len() && b[j] == b'{' {
+            match php_group(b, j) {
+                Some(e) => {
+                    j = e;
+                    obfuscated = true;
+                }
+                None => continue,
+            }
+        } else if j == at + 1 && j < b.len() && (b[j].is_ascii_alphabetic() || b[j] == b'_' || b[j] >= 0x80) {
+            let st = j;
+            while j < b.len() && (is_ident(b[j]) || b[j] >= 0x80) {
+                j += 1;
+            }
+            let name = &b[st..j];
+            if name.iter().all(|c| *c == b'_') || (name.len() > 3 && name.iter().all(|c| matches!(c, b'o' | b'0'))) {
+                obfuscated = true;
+            }
+        } else {
+            continue;
+        }
+        let mut subs = 0;
+        let mut last_end = j;
+        loop {
+            let k = php_skip(b, j);
+            match php_group(b, k) {
+                Some(e) => {
+                    j = e;
+                    last_end = e;
+                    subs += 1;
+                }
+                None => {
+                    j = k;
+                    break;
+                }
+            }
+            if subs > 16 {
+                break;
+            }
+        }
+        // `$row['id'] (an integer)` in prose: an ordinary name needs the
+        // call right after it, or a comment in between (an obfuscator's)
+        let gap = &b[last_end..j];
+        let tight = gap.is_empty() || memchr::memmem::find(gap, b"/*").is_some();
+        if j < b.len() && b[j] == b'(' && (obfuscated || (subs > 0 && tight)) {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// `(system)('id')`, `(/* x */ exec /* y */)(..)`: a parenthesised function
+/// name called at once.
+fn php_paren_callee(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n = 0;
+    while let Some(p) = memchr::memchr(b'(', &b[i..]) {
+        let at = i + p;
+        i = at + 1;
+        n += 1;
+        if n > 512 {
+            break;
+        }
+        let st = php_skip(b, at + 1);
+        let mut e = st;
+        while e < b.len() && is_ident(b[e]) {
+            e += 1;
+        }
+        if e == st {
+            continue;
+        }
+        let w = &s[st..e];
+        let k = php_skip(b, e);
+        if k < b.len() && b[k] == b')' {
+            let k2 = php_skip(b, k + 1);
+            if k2 < b.len() && b[k2] == b'(' && PHP_FUNCS.contains(&w) {
+                return Some(at);
+            }
+        }
+    }
+    None
+}
+
+/// PHP runtime configuration set from a request (`allow_url_include=1`,
+/// `auto_prepend_file=..`, `session.x=..`): the `PHP_VALUE` / ini trick.
+const PHP_INI: &[&str] = &[
+    "allow_url_include",
+    "allow_url_fopen",
+    "auto_prepend_file",
+    "auto_append_file",
+    "open_basedir",
+    "disable_functions",
+    "disable_classes",
+    "safe_mode",
+    "register_globals",
+    "magic_quotes_gpc",
+    "extension_dir",
+    "session.",
+    "suhosin.",
+];
+
+fn php_ini(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    for (p, name) in crate::lits!(PHP_INI).iter(s) {
+        if p > 0 && (is_ident(b[p - 1]) || b[p - 1] == b'.') {
+            continue;
+        }
+        let mut j = p + name.len();
+        if name.ends_with('.') {
+            let st = j;
+            while j < b.len() && (is_ident(b[j]) || b[j] == b'.') {
+                j += 1;
+            }
+            if j == st {
+                continue;
+            }
+        }
+        while j < b.len() && b[j] == b' ' {
+            j += 1;
+        }
+        if j < b.len() && b[j] == b'=' && b.get(j + 1) != Some(&b'=') {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// `java.Runtime`, `javax.x.ProcessBuilder`: a dotted Java name rooted in
+/// `java`/`javax` whose later segment names the process launchers.
+fn java_launcher_name(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    for p in memchr::memmem::find_iter(b, b"java") {
+        if p > 0 && (is_ident(b[p - 1]) || b[p - 1] == b'.') {
+            continue;
+        }
+        let mut e = p;
+        while e < b.len() && (is_ident(b[e]) || b[e] == b'.' || b[e] == b'$') {
+            e += 1;
+        }
+        let mut segs = s[p..e].split('.');
+        if !matches!(segs.next(), Some("java" | "javax")) {
+            continue;
+        }
+        if segs.any(|x| matches!(x, "runtime" | "processbuilder" | "processimpl" | "unixprocess")) {
+            return Some(p);
         }
     }
     None
@@ -423,8 +655,23 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         };
         upd(sc, "PHP-003", p, AttackClass::PhpInjection, &mut best);
     }
-    if let Some((p, _)) = crate::lits!(PHP_DISTINCT).find_word(s) {
-        upd(6, "PHP-004", p, AttackClass::PhpInjection, &mut best);
+    for (p, name) in crate::lits!(PHP_DISTINCT).iter(s) {
+        // a name with an underscore is PHP's own even inside a longer word
+        let e = p + name.len();
+        let word = (p == 0 || !is_ident(s.as_bytes()[p - 1])) && (e >= s.len() || !is_ident(s.as_bytes()[e]));
+        if word || name.contains('_') || name.len() >= 10 {
+            upd(6, "PHP-004", p, AttackClass::PhpInjection, &mut best);
+            break;
+        }
+    }
+    if let Some(p) = php_varcall(s) {
+        upd(7, "PHP-006", p, AttackClass::PhpInjection, &mut best);
+    }
+    if let Some(p) = php_paren_callee(s) {
+        upd(8, "PHP-003", p, AttackClass::PhpInjection, &mut best);
+    }
+    if let Some(p) = php_ini(s) {
+        upd(6, "PHP-007", p, AttackClass::PhpInjection, &mut best);
     }
     if let Some((p, g)) = crate::lits!(SUPERGLOBALS).find(s) {
         {
@@ -460,7 +707,10 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 while k < b.len() && b[k] == b' ' {
                     k += 1;
                 }
-                if k < b.len() && b[k] == b'(' && j - i <= 12 {
+                // `$f(..)`; with a space only when an argument follows at
+                // once (`$amount (incl. tax)` is prose)
+                let arg_next = b.get(k + 1).is_some_and(|c| matches!(c, b'\'' | b'"' | b'$' | b')'));
+                if k < b.len() && b[k] == b'(' && j - i <= 12 && (k == j || arg_next) {
                     // $x(...) variable function call
                     upd(5, "PHP-006", i, AttackClass::PhpInjection, &mut best);
                 }
@@ -518,6 +768,10 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             upd(sc, "JAVA-002", p, AttackClass::Java, &mut best);
             break;
         }
+    }
+    if let Some(p) = java_launcher_name(s) {
+        let prose = util::prose_ratio(s) > 0.8 && s.len() > 80;
+        upd(if prose { 3 } else { 8 }, "JAVA-002", p, AttackClass::Java, &mut best);
     }
     // generic fully-qualified JDK classes (java.io.File, java.util.Scanner)
     if best.0 < 5 {
@@ -596,6 +850,37 @@ mod tests {
         let mut out = vec![];
         check(&ctx, &mut out);
         out.iter().map(|h| h.score).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn php_obfuscated_calls_and_config() {
+        for a in [
+            "@$___[$k]('id')",
+            "$O0O0{1}($c)",
+            "$fn /*a*/ [2] /*b*/ ('x')",
+            "${ 'x' }($y)",
+            "( /*c*/ passthru /*d*/ )('id')",
+            "allow_url_include = On",
+            "session.upload_progress.enabled=1",
+            "xx_shell_exec",
+            "posix_setsid()",
+            "javax.script.ScriptEngineManager",
+            "java.util.Runtime",
+            "org.omg.CORBA.ORB",
+        ] {
+            assert!(score(a) >= 5, "{a}: {}", score(a));
+        }
+        for b in [
+            "Price: $amount (incl. tax)",
+            "the value of $row['id'] (an integer) is returned",
+            "session.timeout is 30 minutes",
+            "We use Java at runtime for the batch jobs",
+            "shell scripts use ${HOME}/bin and the path",
+            "items cost $5 [approx] (see table)",
+            "Our javascript runtime is Node.js",
+        ] {
+            assert!(score(b) < 5, "{b}: {}", score(b));
+        }
     }
 
     #[test]

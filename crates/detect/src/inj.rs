@@ -85,6 +85,56 @@ fn is_nl(c: char) -> bool {
     )
 }
 
+const HTTP_METHODS: &[&str] = &[
+    "get",
+    "post",
+    "head",
+    "put",
+    "delete",
+    "options",
+    "patch",
+    "trace",
+    "track",
+    "connect",
+    "propfind",
+    "proppatch",
+    "mkcol",
+    "copy",
+    "move",
+    "lock",
+    "unlock",
+];
+
+/// `GET http://host/x HTTP/1.1` inside a value: a request line smuggled into
+/// a parameter (after a newline it is scored below).
+fn request_line(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
+    let s = ctx.lower;
+    let b = s.as_bytes();
+    for p in memchr::memmem::find_iter(b, b" http/") {
+        if !b.get(p + 6).is_some_and(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let head = &s[..p];
+        let Some(sp) = head.rfind(' ') else { continue };
+        let target = &head[sp + 1..];
+        if !(target.starts_with('/') || target.starts_with("http:") || target.starts_with("https:") || target == "*") {
+            continue;
+        }
+        let before = head[..sp].trim_end();
+        let m_start = before.rfind(|c: char| !c.is_ascii_alphabetic()).map_or(0, |x| x + 1);
+        if HTTP_METHODS.contains(&&before[m_start..]) {
+            let sc = if s.len() < 200 { 7 } else { 4 };
+            out.push(Hit::new(
+                AttackClass::Crlf,
+                "CRLF-002",
+                sc,
+                util::excerpt_at(ctx.value, m_start, 80),
+            ));
+            return;
+        }
+    }
+}
+
 pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     let s = ctx.lower;
     // SSI
@@ -104,6 +154,7 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             ));
         }
     }
+    request_line(ctx, out);
     if !s.chars().any(is_nl) {
         return;
     }
@@ -128,8 +179,16 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             if valid {
                 let http = HTTP_HEADERS.contains(&name) || name.starts_with("x-");
                 let mail = MAIL_HEADERS.contains(&name);
-                let sc = if structured && (http || mail) {
+                let empty_value = l[c + 1..].trim().is_empty();
+                let decoded_header = loc == Location::Header && !ctx.point.chain.is_empty();
+                let sc = if structured && (http || mail) && empty_value {
+                    4
+                } else if structured && (http || mail) {
                     9
+                } else if decoded_header {
+                    // an escaped newline in a custom header is text until
+                    // something decodes it
+                    3
                 } else if structured {
                     6
                 } else if short && (http || matches!(name, "bcc" | "cc")) {
@@ -188,6 +247,33 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             }
         }
     }
+    // a newline in a parameter or cookie name is never data
+    if ctx.point.is_key && structured && best.0 < 7 {
+        best = (7, "CRLF-001", AttackClass::Crlf, 1.min(lines.len() - 1));
+    }
+    // response splitting: an empty line, then a body
+    if structured && best.0 < 8 {
+        let nl2 = s
+            .find("\r\n\r\n")
+            .map(|p| p + 4)
+            .or_else(|| s.find("\n\n").map(|p| p + 2));
+        if let Some(p) = nl2 {
+            if !s[p..].trim().is_empty() {
+                best = (8, "CRLF-002", AttackClass::Crlf, 1.min(lines.len() - 1));
+            }
+        }
+    }
+    // a request line right after a newline: `..%0d%0aGET /x`
+    for (i, line) in lines.iter().enumerate().skip(1).take(32) {
+        let l = line.trim_start();
+        let m = l.split(' ').next().unwrap_or("");
+        if HTTP_METHODS.contains(&m) && (structured || short) && best.0 < 7 {
+            let t = l[m.len()..].trim_start();
+            if t.starts_with('/') || t.starts_with("http") {
+                best = (7, "CRLF-002", AttackClass::Crlf, i);
+            }
+        }
+    }
     if best.0 > 0 {
         let ev: String = lines[best.3.saturating_sub(1)..].join("\\n");
         out.push(Hit::new(best.2, best.1, best.0, util::excerpt(&ev, 80)));
@@ -218,6 +304,18 @@ mod tests {
         let mut out = vec![];
         check(&ctx, &mut out);
         out.iter().map(|h| h.score).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn request_lines_in_values() {
+        assert!(score("PUT /admin/users HTTP/1.1", Location::Query) >= 5);
+        assert!(score("x\r\nDELETE /api/items/1\r\n", Location::Query) >= 5);
+        assert!(score("a\r\n\r\n<html>hi</html>", Location::Cookie) >= 5);
+        let doc = "To list items, send GET /v1/items HTTP/1.1 with an Authorization header; the response \
+                   is paginated and each page carries a cursor that you pass back in the next request. \
+                   Rate limits apply per token and are reported in headers.";
+        assert!(score(doc, Location::Body) < 5);
+        assert!(score("GET requests over HTTP/2 are faster", Location::Body) < 5);
     }
 
     #[test]

@@ -371,6 +371,47 @@ fn ldap(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         }
         i += 1;
     }
+    // a whole, balanced filter (or several) as the value: a client that
+    // builds LDAP queries, not a break-out of the application's filter
+    let whole = s.starts_with('(') && s.trim_end().ends_with(')') && {
+        let mut depth = 0i32;
+        let mut ok = true;
+        for c in b {
+            match c {
+                b'(' => depth += 1,
+                b')' => {
+                    depth -= 1;
+                    if depth < 0 {
+                        ok = false;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        ok && depth == 0
+    };
+    // ... unless it carries the injection's tells: a literal true/false
+    // component such as `(1=0)`, an empty `(&)`, wildcards, password attributes
+    let literal_cmp = b.windows(2).enumerate().any(|(i, w)| {
+        w[0] == b'(' && w[1].is_ascii_digit() && {
+            let r = &b[i + 1..];
+            let e = r.iter().position(|c| !c.is_ascii_digit()).unwrap_or(r.len());
+            r.get(e) == Some(&b'=')
+        }
+    });
+    if whole && !literal_cmp && !s.contains("*)") && !s.contains("(&)") && !s.contains("(|)") && !s.contains("password")
+    {
+        if comps + ops > 0 {
+            out.push(Hit::new(
+                AttackClass::Ldapi,
+                "LDAPI-001",
+                3,
+                util::excerpt(ctx.value, 80),
+            ));
+        }
+        return;
+    }
     if s.contains(")(") && (comps > 0 || ops > 0) {
         score = 8;
         at = s.find(")(").unwrap_or(0);
@@ -487,6 +528,10 @@ fn graphql(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 }
 
 fn nul(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
+    // no server percent-decodes a Host header: a NUL only our decoder made
+    if ctx.point.path == "header.host" && !ctx.point.chain.is_empty() {
+        return;
+    }
     if ctx.point.location == Location::Body && matches!(ctx.point.path.rsplit('.').next(), Some("binary")) {
         return;
     }
@@ -502,6 +547,89 @@ fn nul(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     }
 }
 
+/// Server-side JavaScript (Node.js) injection: serialized functions that
+/// `node-serialize` / `funcster` revive, sandbox escapes through the
+/// constructor chain, code construction, and module access.
+const SSJS_KEYS: &[&str] = &[
+    "nd_func",
+    "_js_function",
+    "constructor",
+    "process",
+    "function",
+    "module.exports",
+];
+
+fn ssjs(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
+    let s = ctx.lower;
+    if crate::lits!(SSJS_KEYS).find(s).is_none() {
+        return;
+    }
+    let v = ctx.value;
+    let mut best: (u32, usize) = (0, 0);
+    let mut upd = |sc: u32, at: usize| {
+        if sc > best.0 {
+            best = (sc, at);
+        }
+    };
+    if let Some(p) = s.find("_$$nd_func$$_") {
+        upd(9, p);
+    }
+    if let Some(p) = s.find("__js_function") {
+        upd(8, p);
+    }
+    // this.constructor.constructor("return process")()
+    if s.contains("constructor") || s.contains("process") {
+        let compact: String = s.chars().filter(|c| !c.is_whitespace()).take(4096).collect();
+        if let Some(p) = compact
+            .find(".constructor.constructor")
+            .or_else(|| compact.find("constructor.constructor("))
+        {
+            upd(8, p.min(s.len()));
+        }
+        for m in [
+            "require('child_process",
+            "require(\"child_process",
+            "process.mainmodule",
+            "process.binding(",
+        ] {
+            if let Some(p) = compact.find(m) {
+                upd(8, p.min(s.len()));
+            }
+        }
+    }
+    // `new Function(` with the constructor's capital: code from a string
+    if let Some(p) = v.find("new Function") {
+        let rest = v[p + 12..].trim_start();
+        if rest.starts_with('(') {
+            upd(6, p);
+        }
+    }
+    // the whole value is a function expression or a module assignment
+    let head = s.trim_start_matches(|c: char| c.is_whitespace() || c == '(' || c == ';');
+    if let Some(r) = head.strip_prefix("function") {
+        let r = r.trim_start();
+        if let Some(r) = r.strip_prefix('(') {
+            let r = r.trim_start().strip_prefix(')').map(str::trim_start);
+            if r.is_some_and(|r| r.starts_with('{')) {
+                upd(6, 0);
+            }
+        }
+    }
+    if let Some(r) = head.strip_prefix("module.exports") {
+        if r.trim_start().starts_with('=') {
+            upd(6, 0);
+        }
+    }
+    if best.0 > 0 {
+        out.push(Hit::new(
+            AttackClass::Rce,
+            "SSJS-001",
+            best.0,
+            util::excerpt_at(v, best.1.min(v.len()), 80),
+        ));
+    }
+}
+
 /// Uploads of server-executable scripts (file name in a multipart part or
 /// an upload header).
 fn script_upload(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
@@ -509,45 +637,57 @@ fn script_upload(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     let is_name = p.ends_with(".filename")
         || matches!(
             p,
-            "header.x-filename" | "header.x-file-name" | "header.x-upload-filename"
+            "header.x-filename"
+                | "header.x-file-name"
+                | "header.x-upload-filename"
+                | "header.x_filename"
+                | "header.x_file_name"
+                | "header.x-file_name"
+                | "header.x_file-name"
         );
     if !is_name {
         return;
     }
     let s = ctx.lower.trim_end_matches(['"', ' ', '.', '\0']);
     let ext = s.rsplit('.').next().unwrap_or("");
-    if matches!(
-        ext,
-        "php"
-            | "php3"
-            | "php4"
-            | "php5"
-            | "php7"
-            | "pht"
-            | "phtml"
-            | "phar"
-            | "jsp"
-            | "jspx"
-            | "asp"
-            | "aspx"
-            | "ashx"
-            | "asmx"
-            | "cer"
-            | "cgi"
-            | "pl"
-            | "py"
-            | "sh"
-            | "htaccess"
-            | "shtml"
-            | "war"
-            | "exe"
-            | "bat"
-            | "cmd"
-            | "ps1"
-            | "vbs"
-            | "hta"
-            | "scr"
-    ) || s.contains(".php.")
+    // `.php907`, `.php5`: Apache's handler matching takes any php<digits>
+    let php_digits = ext
+        .strip_prefix("php")
+        .is_some_and(|d| d.bytes().all(|c| c.is_ascii_digit()));
+    if php_digits
+        || matches!(
+            ext,
+            "php"
+                | "php3"
+                | "php4"
+                | "php5"
+                | "php7"
+                | "pht"
+                | "phtml"
+                | "phar"
+                | "jsp"
+                | "jspx"
+                | "asp"
+                | "aspx"
+                | "ashx"
+                | "asmx"
+                | "cer"
+                | "cgi"
+                | "pl"
+                | "py"
+                | "sh"
+                | "htaccess"
+                | "shtml"
+                | "war"
+                | "exe"
+                | "bat"
+                | "cmd"
+                | "ps1"
+                | "vbs"
+                | "hta"
+                | "scr"
+        )
+        || s.contains(".php.")
         || s.ends_with(".htaccess")
     {
         out.push(Hit::new(
@@ -575,6 +715,7 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         proto(ctx, out);
     }
     scanner(ctx, out);
+    ssjs(ctx, out);
     if ctx.lower.contains("__") {
         graphql(ctx, out);
     }
@@ -607,6 +748,33 @@ mod tests {
         let mut out = vec![];
         check(&ctx, &mut out);
         out.iter().map(|h| h.score).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn ssjs_and_ldap_filters() {
+        let q = |v: &str| hits(v, "query.q", Location::Query, false);
+        for a in [
+            "{\"x\":\"_$$ND_FUNC$$_function(){}()\"}",
+            "this.constructor.constructor('return process')()",
+            "function ( ) { return 1 }",
+            "module.exports = {}",
+            "x = new Function ('a', 'return a')",
+        ] {
+            assert!(q(a) >= 5, "{a}: {}", q(a));
+        }
+        for b in [
+            "This new function (beta) helps teams",
+            "A constructor creates objects in JavaScript",
+            "function keys on the keyboard",
+            "(&(objectClass=person)(mail=a@example.com))",
+        ] {
+            assert!(q(b) < 5, "{b}: {}", q(b));
+        }
+        assert!(q("(&(uid=admin)(!(&(1=0)(userPassword=x))))") >= 5);
+        assert!(q("x*)(uid=*))(|(uid=*") >= 5);
+        let up = |v: &str, h: &str| hits(v, h, Location::Header, false);
+        assert!(up("shell.php5..", "header.x_filename") >= 5);
+        assert_eq!(up("holiday.jpeg", "header.x_filename"), 0);
     }
 
     #[test]

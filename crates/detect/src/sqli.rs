@@ -8,6 +8,10 @@
 
 use crate::{util, AttackClass, Ctx, Hit};
 
+#[path = "sqli_grammar.rs"]
+mod grammar;
+use grammar::End;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kw {
     Select,
@@ -203,9 +207,22 @@ const FUNCS: &[&str] = &[
     "sp_executesql",
     "sp_oacreate",
     "dbms_pipe.receive_message",
+    "dbms_lock.sleep",
     "utl_inaddr.get_host_address",
     "utl_http.request",
     "db_name",
+    "lpad",
+    "rpad",
+    "compress",
+    "uncompress",
+    "coercibility",
+    "charset",
+    "collation",
+    "benchmark",
+    "strcomp",
+    "unicode",
+    "soundex",
+    "pg_sleep_for",
     "user_name",
     "host_name",
     "suser_name",
@@ -371,6 +388,8 @@ const TIME_FUNCS: &[&str] = &[
     "sleep",
     "benchmark",
     "pg_sleep",
+    "pg_sleep_for",
+    "dbms_lock.sleep",
     "dbms_pipe.receive_message",
     "randomblob",
 ];
@@ -514,7 +533,18 @@ pub fn lex(s: &str, from: usize, out: &mut Vec<Token>) {
                         }
                     }
                 }
-                // 1e1union: number glued to a word is still a number token
+                // 1e1union: number glued to a word is still a number token;
+                // 1dunion / 1funion: a float / double suffix (Oracle) glued
+                // to a keyword
+                if i + 1 < n && matches!(b[i], b'd' | b'f') && is_ident_start(b[i + 1]) {
+                    let mut j = i + 1;
+                    while j < n && b[j].is_ascii_alphabetic() {
+                        j += 1;
+                    }
+                    if keyword(&s[i + 1..j]).is_some() {
+                        i += 1;
+                    }
+                }
                 Tk::Num
             }
             b'.' if i + 1 < n && b[i + 1].is_ascii_digit() => {
@@ -631,6 +661,17 @@ pub fn lex(s: &str, from: usize, out: &mut Vec<Token>) {
                 while i < n && is_ident(b[i]) {
                     i += 1;
                 }
+                // select.2 / union.select: a keyword glued to a dot ends there
+                if let Some(d) = s[start..i].find('.') {
+                    if d > 0
+                        && matches!(
+                            keyword(&s[start..start + d]),
+                            Some(Tk::Kw(Kw::Select)) | Some(Tk::Kw(Kw::Union)) | Some(Tk::Kw(Kw::From))
+                        )
+                    {
+                        i = start + d;
+                    }
+                }
                 let w = &s[start..i];
                 let w_trim = w.trim_end_matches('.');
                 if let Some(k) = keyword(w_trim) {
@@ -666,6 +707,46 @@ pub fn lex(s: &str, from: usize, out: &mut Vec<Token>) {
             }
         };
         out.push(Token { kind, start, end: i });
+    }
+}
+
+/// A procedural statement that starts at token j (after a `;`).
+fn stacked_statement(s: &str, t: &[Token], j: usize) -> bool {
+    let w = |k: usize| t.get(k).map(|x| &s[x.start..x.end]).unwrap_or("");
+    let k1 = skip_c(t, j + 1);
+    match w(j) {
+        // IF 1=1 DROP .. / IF EXISTS (..) / WHILE 1=1 SHUTDOWN
+        "if" | "while" => {
+            let mut k = k1;
+            let end = (k1 + 12).min(t.len());
+            let mut cond = false;
+            while k < end {
+                match t[k].kind {
+                    Tk::Cmp | Tk::Func(_) | Tk::LParen => cond = true,
+                    Tk::Kw(Kw::Drop)
+                    | Tk::Kw(Kw::Shutdown)
+                    | Tk::Kw(Kw::Select)
+                    | Tk::Kw(Kw::Delete)
+                    | Tk::Kw(Kw::Insert)
+                    | Tk::Kw(Kw::Update)
+                    | Tk::Kw(Kw::Exec)
+                    | Tk::Kw(Kw::Waitfor)
+                    | Tk::Kw(Kw::Begin) => return cond,
+                    _ => {}
+                }
+                k += 1;
+            }
+            cond && w(k1) == "exists"
+        }
+        "begin" => matches!(
+            sig(t, k1),
+            Some(Tk::Kw(Kw::Declare)) | Some(Tk::Kw(Kw::Shutdown)) | Some(Tk::Func(true)) | Some(Tk::Kw(Kw::Exec))
+        ),
+        "call" => matches!(sig(t, k1), Some(Tk::Func(_))),
+        "do" => sig(t, j) == Some(Tk::Func(false)),
+        "load" => matches!(w(k1), "data" | "xml") && t[k1..].iter().take(6).any(|x| &s[x.start..x.end] == "infile"),
+        "goto" => sig(t, k1) == Some(Tk::Word),
+        _ => false,
     }
 }
 
@@ -760,16 +841,31 @@ fn score_tokens(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>)
                     Some(Tk::Kw(Kw::Select)) => select_shape(t, j),
                     Some(Tk::Kw(Kw::Drop)) | Some(Tk::Kw(Kw::Truncate)) | Some(Tk::Kw(Kw::Alter)) => {
                         matches!(after, Some(Tk::Kw(Kw::Table)) | Some(Tk::Word))
-                            && (quote_ctx || t.iter().any(|x| x.kind == Tk::Kw(Kw::Table)))
+                            && (quote_ctx
+                                || t.iter().any(|x| x.kind == Tk::Kw(Kw::Table))
+                                || (i <= 2 && t[n - 1].kind == Tk::Comment))
                     }
-                    Some(Tk::Kw(Kw::Delete)) => after == Some(Tk::Kw(Kw::From)),
+                    Some(Tk::Kw(Kw::Delete)) => {
+                        // DELETE [LOW_PRIORITY] [QUICK] [IGNORE] FROM
+                        let mut k = skip_c(t, j + 1);
+                        while k < n
+                            && k < j + 5
+                            && matches!(&s[t[k].start..t[k].end], "low_priority" | "quick" | "ignore")
+                        {
+                            k += 1;
+                        }
+                        sig(t, k) == Some(Tk::Kw(Kw::From))
+                    }
                     Some(Tk::Kw(Kw::Insert)) => after == Some(Tk::Kw(Kw::Into)),
                     Some(Tk::Kw(Kw::Update)) => {
                         after == Some(Tk::Word) && sig(t, skip_c(t, j + 2)) == Some(Tk::Kw(Kw::Set))
                     }
                     Some(Tk::Kw(Kw::Exec)) => {
                         let w = t.get(skip_c(t, j + 1)).map(|x| &s[x.start..x.end]).unwrap_or("");
-                        matches!(after, Some(Tk::Func(_)) | Some(Tk::LParen) | Some(Tk::Var))
+                        matches!(
+                            after,
+                            Some(Tk::Func(_)) | Some(Tk::LParen) | Some(Tk::Var) | Some(Tk::Kw(Kw::As))
+                        ) || w == "immediate"
                             || w.starts_with("xp_")
                             || w.starts_with("sp_")
                             || w.starts_with("master.")
@@ -781,6 +877,12 @@ fn score_tokens(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>)
                     Some(Tk::Kw(Kw::Set)) => after == Some(Tk::Var),
                     Some(Tk::Kw(Kw::Create)) => matches!(after, Some(Tk::Kw(Kw::Table)) | Some(Tk::Word)) && quote_ctx,
                     Some(Tk::Func(true)) => quote_ctx || i <= 2,
+                    // procedural statements: IF cond stmt, WHILE cond stmt,
+                    // BEGIN .., CALL p(..), DO (..), LOAD DATA/XML .. INFILE,
+                    // EXECUTE AS, GOTO label
+                    Some(Tk::Kw(Kw::Begin)) | Some(Tk::Word) | Some(Tk::Func(false)) => {
+                        (quote_ctx || i <= 2) && stacked_statement(s, t, j)
+                    }
                     _ => false,
                 };
                 if stacked {
@@ -854,6 +956,7 @@ fn score_tokens(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>)
         }
     }
     let _ = kw_count;
+    grammar_score(s, t, quote_ctx, out);
 
     // Break-out analysis: where does the injected code begin?
     // quote context: after t[0] (the closed string);
@@ -954,8 +1057,134 @@ fn score_tokens(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>)
             }
         }
         Tk::Func(true) if quote_ctx => better(out, 5, "SQLI-004", at),
+        // MSSQL needs no `;` between statements: x' DECLARE @v ..
+        Tk::Kw(Kw::Declare) if quote_ctx && sig(t, i + 1) == Some(Tk::Var) => better(out, 8, "SQLI-002", at),
         _ => {}
     }
+}
+
+/// Score the token stream by the SQL expression grammar: the value is a
+/// complete continuation of the host query (see [`grammar`]).
+fn grammar_score(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>) {
+    if t.len() < 2 {
+        return;
+    }
+    let shape = if quote_ctx {
+        grammar::quoted(s, t)
+    } else {
+        grammar::numeric(s, t)
+    };
+    let Some(sh) = shape else {
+        return;
+    };
+    let end = sh.end.unwrap_or(End::Eof);
+    if end == End::OpenStr && !reopened_literal(&s[t[t.len() - 1].start..]) {
+        return;
+    }
+    let at = t[if quote_ctx { 1 } else { 0 }].start;
+    let strong_end = matches!(end, End::Comment(_) | End::OpenStr | End::Semi);
+    let mut score: u32 = 0;
+    let mut bump = |v: u32| {
+        score = if score == 0 { v } else { score.max(v) + 1 };
+    };
+    if quote_ctx {
+        // closing the literal and continuing the expression: ' op expr '
+        if sh.binops > 0 || sh.clause {
+            bump(if strong_end { 2 } else { 1 });
+        }
+        if sh.logic > 0 && sh.const_cmp {
+            bump(5);
+        } else if sh.logic > 0 {
+            // ' or 1 / 'or current_date*0
+            bump(2);
+        }
+        if sh.known_funcs > 0 {
+            bump(4);
+        }
+        if sh.case_expr || sh.subquery {
+            bump(6);
+        }
+        if sh.clause && strong_end {
+            bump(5);
+        }
+        if sh.code_unary > 0 && strong_end {
+            bump(3);
+        }
+        // A bare `' op '` (one operator between the closed and the
+        // re-opened literal) is weak evidence; prose quotes words that way
+        // (`the "like" stamp`, `small "&" sign`). Keep it only for a single
+        // quote, a prefix that is one token, and a symbolic operator unless
+        // the prefix is glued to the quote.
+        let q = t[0].end.saturating_sub(1);
+        let quote = s.as_bytes()[q];
+        let prefix = &s[..q];
+        let word_op = s.as_bytes().get(t[1].start).is_some_and(|c| c.is_ascii_alphabetic());
+        let bare = sh.binops == 1 && end == End::OpenStr && t.len() <= 4;
+        if bare && score < 5 {
+            let one_token = !prefix.trim().contains(char::is_whitespace);
+            let glued = !prefix.ends_with(char::is_whitespace);
+            let keep = one_token
+                && (!word_op || glued)
+                && (quote == b'\'' || sh.code_unary > 0 || (glued && !prefix.is_empty()));
+            if !keep {
+                score = 0;
+            }
+        }
+    } else {
+        // numeric / identifier context: the whole value is an expression
+        let first = t
+            .iter()
+            .find(|x| !matches!(x.kind, Tk::Arith | Tk::LParen | Tk::Comment | Tk::ExecComment));
+        let lead_num = first.is_some_and(|x| x.kind == Tk::Num);
+        let lead_word = first.is_some_and(|x| matches!(x.kind, Tk::Word | Tk::Num));
+        if let End::Comment(empty) = end {
+            if sh.idents > 0 {
+                // `id-token--`: an identifier-like value, not an expression
+            } else if sh.binops > 0 || sh.code_unary > 0 || sh.funcs + sh.known_funcs > 0 {
+                bump(3);
+            } else if empty && !sh.list && (lead_num || t[0].kind == Tk::LParen) {
+                bump(2);
+            }
+            // `1-- sp_password`: hides the statement from MSSQL's trace log
+            if s[t[t.len() - 1].start..].contains("sp_password") {
+                bump(6);
+            }
+            if sh.clause_first && sh.clause {
+                bump(4);
+            }
+        }
+        if sh.logic > 0 && sh.const_cmp && lead_word {
+            bump(6);
+        }
+        if sh.clause {
+            bump(if lead_num { 4 } else { 3 });
+        }
+        if sh.union_tail && lead_num {
+            bump(3);
+        }
+        if sh.case_expr {
+            bump(5);
+        }
+        if sh.subquery {
+            bump(6);
+        }
+        if sh.known_funcs >= 2 {
+            bump(4);
+        } else if sh.known_funcs == 1 && (sh.binops > 0 || sh.logic > 0) {
+            bump(2);
+        }
+    }
+    if score > 0 {
+        better(out, score.min(8), "SQLI-014", at);
+    }
+}
+
+/// The literal an injection re-opens for the host query's closing quote is
+/// a short dummy operand (`'1`, `'a`, `'x' = 'x`), not a run of text or
+/// markup.
+fn reopened_literal(lit: &str) -> bool {
+    let body = &lit[1.min(lit.len())..];
+    body.len() <= 32 && !body.contains(['<', '>']) && (body.is_empty() || !body.bytes().all(|c| c == lit.as_bytes()[0]))
 }
 
 fn is_eq_op(op: &str) -> bool {
@@ -1048,6 +1277,20 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             });
             lex(s, p + 1, &mut toks);
             score_tokens(s, &toks, true, &mut best);
+            // `x''y' and ..`: a doubled quote is an escaped one inside the
+            // literal; the break-out is the first quote that is not doubled
+            if s.as_bytes().get(p + 1) == Some(&q) {
+                if let Some(p2) = first_single_quote(s.as_bytes(), q, p) {
+                    toks.clear();
+                    toks.push(Token {
+                        kind: Tk::Str(true),
+                        start: 0,
+                        end: p2 + 1,
+                    });
+                    lex(s, p2 + 1, &mut toks);
+                    score_tokens(s, &toks, true, &mut best);
+                }
+            }
         }
     }
     // fragments: a short value that is a SQL function call (`ascii(`,
@@ -1114,6 +1357,22 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         }
         _ => {}
     }
+}
+
+/// First occurrence of quote `q` at or after `from` that is not doubled.
+fn first_single_quote(b: &[u8], q: u8, from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < b.len() {
+        if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 fn toks_all(s: &str) -> Vec<Token> {
@@ -1221,6 +1480,108 @@ mod tests {
         }
     }
 
+    /// Construct families recognised by the expression grammar (SQLI-014)
+    /// and the extended stacked-statement rule. Scores include the
+    /// libinjection opinion, as in production.
+    #[test]
+    fn grammar_families() {
+        let mut bad = vec![];
+        for a in [
+            // numeric context: constant comparison joined by logic
+            "price AND 7=4",
+            "5 || 2 = 2",
+            "(7)*col XOR 3=(3)",
+            "10 and 2 not between 5 and 9",
+            "3 or item_id is not null",
+            // expression closed by a comment
+            "42 * 2 --",
+            "( binary ( 'z' ) ) --",
+            ".5or-utc_time--",
+            // clauses
+            "77 group by 2,name having 2=2",
+            "9,8 order by 12",
+            "12) order by 1",
+            "limit 3,1 #",
+            // CASE / subqueries / nested functions
+            "case 4 when 4 then 1 else 0 end",
+            "bar,(select (case when (5=6) then 2 else 3 end))",
+            "(select name from accounts limit 2,1)",
+            "length(uncompress(version()))",
+            // quote context: operator chains ending in a re-opened literal
+            "zz' ^ 7 or 'q",
+            "k'-!3 regexp'1",
+            "m' % 4 like '2",
+            "x'&(9)='x",
+            "q' is 42 = '",
+            "w'IS NOT NULL or+3=+'3",
+            "n' sounds like (select case(2=2) when '1' then 'n' end) and '1",
+            "r' between 2 and 4 or 0x62 like 'b",
+            // doubled-quote escapes before the break-out
+            "ab''cd' and (2=pi())--",
+            // stacked procedural statements
+            "7; delete quick from t",
+            "2;load data infile 'x'",
+            "';if 2=2 drop table t-- x",
+            "'; while 2=2 shutdown--",
+            "5;call proc(@a)",
+            "x' declare @q varchar(10)",
+            // number suffix glued to a keyword
+            "3dunion select 4",
+        ] {
+            if score(a) < 5 {
+                bad.push(format!("{a}: {}", score(a)));
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
+    #[test]
+    fn grammar_benign_shapes() {
+        let mut bad = vec![];
+        for b in [
+            // names and apostrophes
+            "O'Brien and O'Neil",
+            "Tom's and Jerry's",
+            "It's 5' - 6' tall? no, 5'10\"",
+            // prose quoting an operator word
+            "the 'and' operator",
+            "use the \"like\" button",
+            "select 'or' to widen the search",
+            "\"is\" stamp",
+            "where's the order?",
+            "\"WHERE'S GEORGE\"",
+            // quoted search terms and sizes
+            "necklace 16\" or 18\"",
+            "\"red\" and \"blue\" and",
+            "frame 36\"+x+48\"",
+            "pack (8.5x11\"-300 dpi) --",
+            // numbers and operators
+            "2+2=4",
+            "1,2,3",
+            "1,1--",
+            "10.00 and under",
+            "(new and unique)",
+            "price > 10 and rating >= 4",
+            "status = active and age > 30",
+            "a-b-c--",
+            "AbC123xyz-Qr7TUvw0Zz--",
+            "2019--2020",
+            // markup after a quote
+            "<a href=\"/apps/\">galerie d'applications</a>!",
+            // emails, paths, dates
+            "john.o'hara@example.com",
+            "/v1/items/42?order=desc",
+            "2024-01-01T10:00:00Z",
+            "in case when you need it, then end it",
+            "order by date please",
+        ] {
+            if score(b) >= 5 {
+                bad.push(format!("{b}: {}", score(b)));
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
     proptest::proptest! {
         #[test]
         fn lexer_never_panics(s in "\\PC{0,300}") {
@@ -1236,5 +1597,18 @@ mod tests {
         let t = std::time::Instant::now();
         let _ = score(&s);
         assert!(t.elapsed().as_millis() < 2000);
+        // the expression grammar: deep nesting, long operator chains, many
+        // CASE / function frames
+        for s in [
+            "1 or (".repeat(5000) + "1=1",
+            "' or ".to_string() + &"1+".repeat(20000) + "'1",
+            "case when ".repeat(3000) + "1",
+            "f(".repeat(5000) + "1",
+            "1,".repeat(20000) + "1 order by 1--",
+        ] {
+            let t = std::time::Instant::now();
+            let _ = score(&s);
+            assert!(t.elapsed().as_millis() < 2000);
+        }
     }
 }

@@ -200,6 +200,17 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         if !webish {
             continue;
         }
+        // a URL in a parameter whose name says "include this"
+        let pname = ctx.point.path.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+        if st == 0
+            && matches!(
+                pname.as_str(),
+                "include" | "inc" | "require" | "mosconfig_absolute_path" | "document_root" | "root_path"
+            )
+            && 6 > best.0
+        {
+            best = (6, "RFI-003", st, AttackClass::Rfi);
+        }
         if let Some((mut sc, rule)) = host_risk(host) {
             // URL at the start of the value (a parameter that is a URL) is
             // the SSRF / RFI shape; a URL inside prose less so.

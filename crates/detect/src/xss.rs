@@ -349,6 +349,142 @@ fn js_breakout(s: &str) -> bool {
     false
 }
 
+/// JavaScript with comments and whitespace removed, `(name)` unwrapped and
+/// `["prop"]` turned into `.prop`, so that `document /*x*/ . cookie` and
+/// `(document)["cookie"]` read as `document.cookie`. Bounded to 4 KiB.
+fn js_compact(s: &str) -> (String, bool) {
+    let mut tricks = false;
+    let b = &s.as_bytes()[..s.len().min(4096)];
+    let mut t: Vec<u8> = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(b"/*") {
+            tricks = true;
+            i = memchr::memmem::find(&b[i + 2..], b"*/").map_or(b.len(), |e| i + 2 + e + 2);
+            continue;
+        }
+        if !b[i].is_ascii_whitespace() {
+            t.push(b[i]);
+        }
+        i += 1;
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(t.len());
+    let mut i = 0;
+    while i < t.len() {
+        let c = t[i];
+        // ["name"] / ['name'] -> .name
+        if c == b'[' && matches!(t.get(i + 1), Some(b'"' | b'\'')) {
+            let q = t[i + 1];
+            let st = i + 2;
+            let mut e = st;
+            while e < t.len() && (t[e].is_ascii_alphanumeric() || t[e] == b'_' || t[e] == b'$') {
+                e += 1;
+            }
+            if e > st && t.get(e) == Some(&q) && t.get(e + 1) == Some(&b']') {
+                tricks = true;
+                out.push(b'.');
+                out.extend_from_slice(&t[st..e]);
+                i = e + 2;
+                continue;
+            }
+        }
+        // (name) -> name, when not a call's argument list
+        if c == b'('
+            && !out
+                .last()
+                .is_some_and(|p| p.is_ascii_alphanumeric() || *p == b'_' || *p == b')')
+        {
+            let st = i + 1;
+            let mut e = st;
+            while e < t.len() && (t[e].is_ascii_alphanumeric() || t[e] == b'_' || t[e] == b'$') {
+                e += 1;
+            }
+            if e > st && t.get(e) == Some(&b')') {
+                tricks |= matches!(t.get(e + 1), Some(b'.' | b'['));
+                out.extend_from_slice(&t[st..e]);
+                i = e + 1;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    (String::from_utf8_lossy(&out).into_owned(), tricks)
+}
+
+const JS_SENSITIVE: &[&str] = &[
+    "document.cookie",
+    "document.domain",
+    "document.location",
+    "document.write",
+    "window.location",
+    "location.href",
+    "localstorage.getitem",
+];
+
+const JS_GLOBALS_CALL: &[&str] = &["self.", "window.", "top.", "parent.", "this.", "globalthis.", "frames."];
+const JS_CALL_SINKS: &[&str] = &[
+    "alert(",
+    "prompt(",
+    "confirm(",
+    "eval(",
+    "settimeout(",
+    "setinterval(",
+    "fetch(",
+];
+
+/// Property access that a filter on `document.cookie` misses, or a value
+/// that is nothing but such an access.
+const JS_ROOTS: &[&str] = &[
+    "document",
+    "window",
+    "self",
+    "top",
+    "parent",
+    "this",
+    "globalthis",
+    "frames",
+    "location",
+];
+
+fn js_obfuscated_access(s: &str) -> Option<u32> {
+    if s.len() > 4096 || crate::lits!(JS_ROOTS).find(s).is_none() {
+        return None;
+    }
+    // whitespace alone proves nothing (prose has it); comments, string
+    // subscripts and wrapped names are how a filter is dodged
+    let (c, changed) = js_compact(s);
+    let sens = JS_SENSITIVE.iter().any(|x| c.contains(x));
+    let global_sink = JS_GLOBALS_CALL.iter().any(|g| {
+        c.match_indices(g)
+            .any(|(p, _)| JS_CALL_SINKS.iter().any(|k| c[p + g.len()..].starts_with(k)))
+    });
+    if changed && (sens || global_sink) {
+        return Some(8);
+    }
+    // the whole value is a sensitive access (a key or value set to it)
+    let t = s.trim();
+    if JS_SENSITIVE.contains(&t) {
+        return Some(6);
+    }
+    None
+}
+
+/// `ja&tab;vascript:`, `java\nscript:`: a dangerous scheme whose name is
+/// broken by whitespace or control characters (browsers drop them).
+fn split_scheme(s: &str) -> bool {
+    let Some(colon) = s.find(':') else { return false };
+    let name = &s[..colon];
+    if name.len() > 40 || !name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let squeezed: String = name
+        .chars()
+        .filter(|c| !(c.is_whitespace() || c.is_control()))
+        .collect();
+    matches!(squeezed.as_str(), "javascript" | "vbscript" | "livescript")
+}
+
 pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     let s = ctx.lower;
     let mut best: (u32, &'static str, usize) = (0, "", 0);
@@ -458,6 +594,14 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         let rest = &trimmed[trimmed.find(':').map(|x| x + 1).unwrap_or(0)..];
         let code = rest.contains(['(', '`', '=', ';', '[', '{']) || js_score(rest).0 > 0;
         upd(if code { 8 } else { 2 }, "XSS-004", 0, &mut best);
+    }
+    if split_scheme(trimmed) {
+        upd(8, "XSS-004", 0, &mut best);
+    }
+    if ctx.pre.has(crate::prefilter::B_STAR) || ctx.pre.has(crate::prefilter::B_BRACKET) || s.contains('.') {
+        if let Some(sc) = js_obfuscated_access(s) {
+            upd(sc, "XSS-010", 0, &mut best);
+        }
     }
     // script context
     let (js, at) = js_score(s);
@@ -586,6 +730,27 @@ mod tests {
         let mut out = vec![];
         check(&ctx, &mut out);
         out.iter().map(|h| h.score).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn obfuscated_js_access_and_schemes() {
+        for a in [
+            "document /* x */ . domain",
+            "(window)['location']='//evil'",
+            "top /*x*/ [\"confirm\"](1)",
+            "window.location",
+            "vb\tscript:msgbox",
+            "java\nscript:",
+        ] {
+            assert!(score(a) >= 5, "{a}: {}", score(a));
+        }
+        for b in [
+            "Read the document. Cookie policy applies to this site.",
+            "The document (cookie banner) text was updated",
+            "javascript: the good parts",
+        ] {
+            assert!(score(b) < 5, "{b}: {}", score(b));
+        }
     }
 
     #[test]

@@ -329,6 +329,35 @@ fn first_line_boundary(body: &[u8]) -> Option<&[u8]> {
 
 /// Case-sensitive boundary lookup in the (lowercased) content-type header:
 /// the original header value carries the real case.
+/// Quoted `name` / `filename` values of a Content-Disposition that carry
+/// `;`, `=`, a backslash-escaped quote or a control character: parsers split
+/// them differently (the multipart evasion family). Field names never need
+/// them (5); file names rarely do (3).
+fn disposition_tricks(hv: &str) -> Option<(u32, String)> {
+    let b = hv.as_bytes();
+    let mut best: Option<(u32, String)> = None;
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(b'"', &b[i..]) {
+        let open = i + p;
+        let Some(q) = memchr::memchr(b'"', &b[open + 1..]) else {
+            break;
+        };
+        let close = open + 1 + q;
+        let inner = &hv[open + 1..close];
+        let key = hv[..open].trim_end().trim_end_matches('=').trim_end();
+        let key = key.rsplit([';', ' ']).next().unwrap_or("").to_ascii_lowercase();
+        let bad = inner.bytes().any(|c| c == b';' || c == b'=' || c == b'\\' || c < 0x20);
+        if bad {
+            let sc = if key == "name" { 5 } else { 3 };
+            if best.as_ref().is_none_or(|(s, _)| sc > *s) {
+                best = Some((sc, format!("{key}=\"{inner}\" in a multipart part")));
+            }
+        }
+        i = close + 1;
+    }
+    best
+}
+
 fn parse_multipart(c: &mut Collector<'_>, body: &[u8], boundary_lc: &[u8], prefix: &str, nesting: usize) {
     // The boundary was lowercased with the content-type; find the real one in
     // the body by a case-insensitive search of "--" + boundary.
@@ -378,6 +407,9 @@ fn parse_multipart(c: &mut Collector<'_>, body: &[u8], boundary_lc: &[u8], prefi
             };
             let hn_l = hn.trim().to_ascii_lowercase();
             if hn_l == "content-disposition" {
+                if let Some((sc, what)) = disposition_tricks(hv) {
+                    c.anomaly("protocol", "MULTIPART-001", sc, prefix, what);
+                }
                 for attr in hv.split(';') {
                     let attr = attr.trim();
                     if let Some((k, v)) = attr.split_once('=') {
@@ -425,6 +457,32 @@ fn parse_multipart(c: &mut Collector<'_>, body: &[u8], boundary_lc: &[u8], prefi
                 Location::Body,
                 false,
                 nesting,
+            );
+        }
+        // a part that declares an evasive charset, or the form's `_charset_`
+        // field naming one: the text below is not what filters read
+        let declared = if name == "_charset_" {
+            String::from_utf8_lossy(content).trim().to_ascii_lowercase()
+        } else {
+            ptype
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix("charset="))
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_string()
+        };
+        if [
+            "utf-7", "utf7", "utf-16", "utf-32", "ibm0", "ibm5", "cp037", "cp500", "cp1026", "ebcdic",
+        ]
+        .iter()
+        .any(|e| declared.starts_with(e))
+        {
+            c.anomaly(
+                "protocol",
+                "PROTO-008",
+                5,
+                &format!("{prefix}.multipart"),
+                format!("multipart part charset {declared}"),
             );
         }
         if content.is_empty() {

@@ -479,6 +479,21 @@ mod tests {
     }
 
     #[test]
+    fn multipart_disposition_and_charset_tricks() {
+        let ct = [("content-type", "multipart/form-data; boundary=BB")];
+        let split = b"--BB\r\nContent-Disposition: form-data; name=\"a;b\"\r\n\r\nx\r\n--BB--\r\n";
+        let i = run("POST", "/u", &ct, split);
+        assert!(i.anomalies.iter().any(|a| a.rule_id == "MULTIPART-001" && a.score == 5));
+        let utf7 = b"--BB\r\nContent-Disposition: form-data; name=\"_charset_\"\r\n\r\nUTF-7\r\n--BB--\r\n";
+        let i = run("POST", "/u", &ct, utf7);
+        assert!(i.anomalies.iter().any(|a| a.rule_id == "PROTO-008"));
+        // an ordinary upload: a file name with spaces and an apostrophe
+        let ok = b"--BB\r\nContent-Disposition: form-data; name=\"avatar\"; filename=\"O'Brien photo (1).png\"\r\nContent-Type: image/png\r\n\r\nPNG\r\n--BB--\r\n";
+        let i = run("POST", "/u", &ct, ok);
+        assert!(i.anomalies.is_empty(), "{:?}", i.anomalies);
+    }
+
+    #[test]
     fn jwt_header_payload() {
         let i = run(
             "GET",
