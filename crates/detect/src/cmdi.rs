@@ -534,24 +534,27 @@ fn windows_batch(s: &str) -> Option<(u32, usize)> {
             break;
         }
     }
-    for v in [
-        "%comspec%",
-        "%systemroot%",
-        "%windir%",
-        "%programfiles%",
-        "%userprofile%",
-        "%appdata%",
-        "%computername%",
-        "%username%",
-        "%temp%",
-        "%homepath%",
-        "%errorlevel%",
-    ] {
-        if let Some(p) = s.find(v) {
+    // every variable starts with '%': most values have none
+    if memchr::memchr(b'%', s.as_bytes()).is_some() {
+        let at = crate::first_of!([
+            "%comspec%",
+            "%systemroot%",
+            "%windir%",
+            "%programfiles%",
+            "%userprofile%",
+            "%appdata%",
+            "%computername%",
+            "%username%",
+            "%temp%",
+            "%homepath%",
+            "%errorlevel%",
+        ])
+        .positions(s);
+        if let Some(p) = at.into_iter().flatten().next() {
             return Some((5, p));
         }
     }
-    if let Some(p) = s.find("@echo off") {
+    if let Some(p) = memchr::memmem::find(s.as_bytes(), b"@echo off") {
         return Some((6, p));
     }
     None
@@ -660,9 +663,10 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             best = (sc, "RCE-002", at);
         }
     }
-    // PowerShell / cmd launchers with their tell-tale flags
-    for (pat, sc) in [
-        ("powershell -e", 8u32),
+    // PowerShell / cmd launchers with their tell-tale flags (one pass for
+    // all of them)
+    const LAUNCHERS: [(&str, u32); 14] = [
+        ("powershell -e", 8),
         ("powershell.exe -", 8),
         ("-encodedcommand", 8),
         ("cmd /c", 8),
@@ -676,10 +680,12 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         ("0<&196", 9),
         ("bash -i", 8),
         ("sh -i", 6),
-    ] {
-        if let Some(p) = s.find(pat) {
-            if sc > best.0 {
-                best = (sc, "RCE-003", p);
+    ];
+    let at = crate::first_of!(LAUNCHERS.map(|(p, _)| p); LAUNCHERS.len()).positions(s);
+    for ((_, sc), p) in LAUNCHERS.iter().zip(at) {
+        if let Some(p) = p {
+            if *sc > best.0 {
+                best = (*sc, "RCE-003", p);
             }
         }
     }

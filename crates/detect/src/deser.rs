@@ -564,15 +564,19 @@ fn java_launcher_name(s: &str) -> Option<usize> {
 
 /// Base64 of the Java serialization magic (AC ED 00 05) at the three byte
 /// alignments a base64 stream can have.
-fn java_magic_b64() -> [String; 3] {
-    use base64::Engine;
-    let e = base64::engine::general_purpose::STANDARD;
-    let m = [0xACu8, 0xED, 0x00, 0x05];
-    let a = e.encode(m);
-    let b = e.encode([0u8, m[0], m[1], m[2], m[3]]);
-    let c = e.encode([0u8, 0, m[0], m[1], m[2], m[3]]);
-    // keep only the stable characters of each alignment
-    [a[..5].to_string(), b[2..6].to_string(), c[3..7].to_string()]
+/// Built once: the strings, and one searcher for all three.
+fn java_magic_b64() -> &'static util::FirstOf<3> {
+    static CELL: std::sync::OnceLock<util::FirstOf<3>> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| {
+        use base64::Engine;
+        let e = base64::engine::general_purpose::STANDARD;
+        let m = [0xACu8, 0xED, 0x00, 0x05];
+        let a = e.encode(m);
+        let b = e.encode([0u8, m[0], m[1], m[2], m[3]]);
+        let c = e.encode([0u8, 0, m[0], m[1], m[2], m[3]]);
+        // keep only the stable characters of each alignment
+        util::FirstOf::new([&a[..5], &b[2..6], &c[3..7]])
+    })
 }
 
 pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
@@ -721,7 +725,7 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         }
     }
     // YAML deserialization tags that instantiate language objects
-    for tag in [
+    let tags = crate::first_of!([
         "!!python/",
         "!!java",
         "!!ruby/",
@@ -731,11 +735,10 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         "!ruby/object",
         "!!com.sun",
         "!!org.",
-    ] {
-        if let Some(p) = s.find(tag) {
-            upd(9, "DESER-001", p, AttackClass::Deserialization, &mut best);
-            break;
-        }
+    ]);
+    // the first tag of the list that occurs, as a `find` loop would pick it
+    if let Some(p) = tags.positions(s).into_iter().flatten().next() {
+        upd(9, "DESER-001", p, AttackClass::Deserialization, &mut best);
     }
     // Java serialization magic (raw or base64 at any alignment), gzip'd
     // base64 objects
@@ -745,8 +748,8 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     {
         upd(10, "JAVA-001", 0, AttackClass::Deserialization, &mut best);
     }
-    for (k, m) in java_magic_b64().iter().enumerate() {
-        if let Some(p) = v.find(m.as_str()) {
+    for (k, p) in java_magic_b64().positions(v).into_iter().enumerate() {
+        if let Some(p) = p {
             // alignment 0 starts a token; others are inside a longer base64 run
             let ok = k == 0 || p > 0;
             if ok {
@@ -803,18 +806,16 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         }
     }
     // Runtime.getRuntime().exec / new ProcessBuilder
-    for pat in [
+    let launch = crate::first_of!([
         "getruntime().exec",
         "runtime.getruntime",
         "new processbuilder",
         "processbuilder(",
         ".exec(\"",
         "getruntime()",
-    ] {
-        if let Some(p) = s.find(pat) {
-            upd(9, "JAVA-004", p, AttackClass::Java, &mut best);
-            break;
-        }
+    ]);
+    if let Some(p) = launch.positions(s).into_iter().flatten().next() {
+        upd(9, "JAVA-004", p, AttackClass::Java, &mut best);
     }
     if best.0 > 0 {
         out.push(Hit::new(

@@ -341,7 +341,9 @@ impl Detector {
             let h = Hit::new(class, a.rule_id, a.score, &a.detail);
             self.push(&mut findings, h, &a.point, &[], req_path);
         }
+        // lowercase buffers reused across points (and derived texts)
         let mut lower = String::new();
+        let mut derived_lower = String::new();
         for p in &insp.points {
             if p.location == rampart_inspect::Location::Header
                 && p.chain.is_empty()
@@ -375,14 +377,18 @@ impl Detector {
             if !pre.is_clean() {
                 match docs::derive(&p.path, &p.value) {
                     None => run_detectors(&ctx, &mut hits),
-                    Some(docs::Derived::Text(t)) => self.run_on(p, &t, &mut hits),
+                    Some(docs::Derived::Text(t)) => self.run_on(p, &t, &mut derived_lower, &mut hits),
                     Some(docs::Derived::GraphqlStrings(strings)) => {
                         misc::check(&ctx, &mut hits);
                         for t in strings.iter().take(64) {
-                            self.run_on(p, t, &mut hits);
+                            self.run_on(p, t, &mut derived_lower, &mut hits);
                         }
                     }
                 }
+            }
+            // the point's name is an allocation: only for points with a hit
+            if hits.is_empty() && self.custom.is_empty() {
+                continue;
             }
             let pname = point_name(p);
             for h in hits.drain(..) {
@@ -420,16 +426,18 @@ impl Detector {
     }
 
     /// Run the value detectors on a text derived from a point's value.
-    fn run_on(&self, p: &Point, text: &str, hits: &mut Vec<Hit>) {
+    fn run_on(&self, p: &Point, text: &str, lower: &mut String, hits: &mut Vec<Hit>) {
         let pre = self.prefilter.scan(text);
         if pre.is_clean() {
             return;
         }
-        let lower = text.to_ascii_lowercase();
+        lower.clear();
+        lower.push_str(text);
+        lower.make_ascii_lowercase();
         let ctx = Ctx {
             point: p,
             value: text,
-            lower: &lower,
+            lower,
             pre: &pre,
         };
         run_detectors(&ctx, hits);

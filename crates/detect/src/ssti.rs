@@ -115,7 +115,7 @@ fn arithmetic_probe(inner: &str) -> bool {
     false
 }
 
-const OPENERS: &[(&str, &str, &str)] = &[
+const OPENERS: [(&str, &str, &str); 17] = [
     ("{{", "}}", "jinja"),
     ("{%", "%}", "jinja"),
     ("${", "}", "el"),
@@ -139,11 +139,13 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     let s = ctx.lower;
     let mut best: (u32, &'static str, usize, AttackClass) = (0, "", 0, AttackClass::Ssti);
     let mut checked = 0;
-    for (open, close, engine) in OPENERS {
-        let mut from = 0;
-        while let Some(p) = s[from..].find(open) {
-            let st = from + p;
-            from = st + open.len();
+    // first occurrence of every opener in one pass; most values have none
+    let firsts = crate::first_of!(OPENERS.map(|(o, _, _)| o); OPENERS.len()).positions(s);
+    for ((open, close, engine), first) in OPENERS.iter().zip(firsts) {
+        let mut next = first;
+        while let Some(st) = next {
+            let from = st + open.len();
+            next = memchr::memmem::find(&s.as_bytes()[from..], open.as_bytes()).map(|p| from + p);
             checked += 1;
             if checked > 64 {
                 break;
@@ -201,26 +203,26 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         }
     }
     // Velocity / Java reflection outside delimiters: $class.inspect, .getClass().forName(
-    for pat in [
+    // (and, last two, Spring4Shell-style class.module.classLoader property
+    // paths): one pass for all
+    let at = crate::first_of!([
         ".getclass().forname(",
         "$class.inspect",
         ".getclass().getclassloader",
         "java.lang.runtime@getruntime",
         "@java.lang.runtime@",
-    ] {
-        if let Some(p) = s.find(pat) {
-            if 8 > best.0 {
-                best = (8, "EL-001", p, AttackClass::El);
-            }
+        "class.module.classloader",
+        "class.classloader",
+    ])
+    .positions(s);
+    if let Some(p) = at[..5].iter().flatten().next() {
+        if 8 > best.0 {
+            best = (8, "EL-001", *p, AttackClass::El);
         }
     }
-    // Spring4Shell-style class.module.classLoader property paths
-    if let Some(p) = s
-        .find("class.module.classloader")
-        .or_else(|| s.find("class.classloader"))
-    {
+    if let Some(p) = at[5..].iter().flatten().next() {
         if 9 > best.0 {
-            best = (9, "EL-002", p, AttackClass::El);
+            best = (9, "EL-002", *p, AttackClass::El);
         }
     }
     if best.0 > 0 {

@@ -77,7 +77,9 @@ pub fn is_word_byte(c: u8) -> bool {
 pub fn find_word(hay: &str, needle: &str) -> Option<usize> {
     let hb = hay.as_bytes();
     let mut from = 0;
-    while let Some(i) = hay[from..].find(needle) {
+    // memmem rather than `str::find`: no two-way searcher is built per call,
+    // and a byte match of a UTF-8 needle always lies on char boundaries.
+    while let Some(i) = memchr::memmem::find(&hb[from..], needle.as_bytes()) {
         let s = from + i;
         let e = s + needle.len();
         let left_ok = s == 0 || !is_word_byte(hb[s - 1]);
@@ -158,6 +160,58 @@ impl Lits {
     }
 }
 
+/// The leftmost position of every pattern of a fixed list, found in one
+/// pass: `positions(hay)[i] == hay.find(pats[i])`. Replaces a loop of
+/// `str::find` calls (one fresh two-way searcher and one scan per pattern).
+pub struct FirstOf<const N: usize> {
+    ac: aho_corasick::AhoCorasick,
+}
+
+impl<const N: usize> FirstOf<N> {
+    pub fn new(pats: [&str; N]) -> FirstOf<N> {
+        // Standard semantics: overlapping search reports every match of
+        // every pattern. A DFA: the lists are small, and the default
+        // (contiguous NFA) costs more per byte on this hot path.
+        let ac = aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(pats)
+            .expect("static patterns");
+        FirstOf { ac }
+    }
+
+    pub fn positions(&self, hay: &str) -> [Option<usize>; N] {
+        let mut out = [None; N];
+        let mut left = N;
+        // Matches come in order of their end; all matches of one pattern
+        // have its length, so the first one reported is the leftmost.
+        for m in self.ac.find_overlapping_iter(hay) {
+            let slot = &mut out[m.pattern().as_usize()];
+            if slot.is_none() {
+                *slot = Some(m.start());
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Lazily built [`FirstOf`]: `first_of!(["a", "b"])`, or with the length
+/// spelled out when the list is not a constant expression:
+/// `first_of!(LIST.map(|(p, _)| p); LIST.len())`.
+#[macro_export]
+macro_rules! first_of {
+    ($pats:expr) => {
+        $crate::first_of!($pats; $pats.len())
+    };
+    ($pats:expr; $n:expr) => {{
+        static CELL: std::sync::OnceLock<$crate::util::FirstOf<{ $n }>> = std::sync::OnceLock::new();
+        CELL.get_or_init(|| $crate::util::FirstOf::new($pats))
+    }};
+}
+
 /// Lazily built literal set: `lits!(NAME_LIST)`.
 #[macro_export]
 macro_rules! lits {
@@ -195,6 +249,15 @@ mod tests {
         assert!(Glob::new("*").matches("anything"));
         assert!(Glob::new("body.*.name").matches("body.json.user.name"));
         assert!(Glob::new("*.name").matches("body.json.name"));
+    }
+
+    #[test]
+    fn first_of_matches_find() {
+        let f = FirstOf::new(["ab", "b", "abc", "zz", "bca"]);
+        for hay in ["", "abcabc", "xxbcaab", "zzz", "b", "éabé"] {
+            let want = ["ab", "b", "abc", "zz", "bca"].map(|p| hay.find(p));
+            assert_eq!(f.positions(hay), want, "{hay}");
+        }
     }
 
     #[test]
