@@ -40,6 +40,9 @@ fn parts_of(req: &corpus::OwnedRequest, version: http::Version) -> http::request
     r.into_parts().0
 }
 
+/// A record labelled HTTP/2 is evaluated as the HTTP/2 request it describes (what the proxy sees from an
+/// h2 client). replay.py can only send it as an HTTP/1 request line with that version, which the proxy
+/// refuses with 400: the one place where eval and a replay differ by design.
 fn version_of(text: &str) -> http::Version {
     match text {
         "HTTP/1.0" => http::Version::HTTP_10,
