@@ -1228,3 +1228,148 @@ async fn raw_special_characters_in_the_target_are_normalised_not_refused() {
     let resps = raw_responses(gw.addr(), b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert_eq!(resps[0].status, 400);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Upstream protocols: https targets verified with ca_file, HTTP/2 to the upstream (h2c and ALPN h2)
+
+fn ca_file(cert: &TestCert) -> String {
+    format!("ca_file = \"{}\"", cert.cert_path.display())
+}
+
+#[tokio::test]
+async fn https_upstream_is_verified_with_the_configured_ca_file() {
+    let cert = self_signed(&["127.0.0.1"]);
+    let b = proto_backend("tls", Proto::Http1, Some((&cert, &[b"http/1.1"]))).await;
+    let gw = gateway(&config(
+        "",
+        &(upstream("app", &[b.url("https")], &ca_file(&cert)) + &route("main", "/", "app", "")),
+    ))
+    .await;
+    let c = client();
+    for i in 0..2 {
+        let r = get(&c, &gw.url(&format!("/over-tls/{i}?q=1"))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let j = r.json();
+        assert_eq!(j["backend"], "tls");
+        assert_eq!(j["uri"], format!("/over-tls/{i}?q=1"));
+        assert_eq!(j["version"], "HTTP/1.1");
+    }
+    let body = vec![b'x'; 100_000];
+    let r = send(
+        &c,
+        Request::post(gw.url("/upload"))
+            .body(full(Bytes::from(body.clone())))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["body_len"], body.len());
+    // The backend only speaks TLS: the requests reached it through handshakes it completed, and the
+    // pooled connection was reused rather than one handshake per request.
+    assert_eq!(b.hits.load(Ordering::SeqCst), 3);
+    let hs = b.handshakes();
+    assert!(!hs.is_empty() && hs.len() < 3, "handshakes: {hs:?}");
+    assert!(
+        hs.iter().all(|p| p.as_deref() != Some(&b"h2"[..])),
+        "an http1 upstream negotiated h2: {hs:?}"
+    );
+    assert_eq!(b.failed_handshakes.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn http2_upstream_over_plain_http_uses_h2c_prior_knowledge() {
+    let b = proto_backend("h2c", Proto::Http2, None).await;
+    let gw = gateway(&config(
+        "",
+        &(upstream("app", &[b.url("http")], "protocol = \"http2\"") + &route("main", "/", "app", "")),
+    ))
+    .await;
+    let c = client();
+    // The client speaks HTTP/1.1 to the gateway; the backend, which only serves HTTP/2, sees HTTP/2.
+    let r = get(&c, &gw.url("/h2c/a?x=1")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.version, http::Version::HTTP_11);
+    let j = r.json();
+    assert_eq!(j["version"], "HTTP/2.0");
+    // HTTP/2 carries the target as :scheme/:authority/:path: the absolute URI of the target.
+    assert_eq!(j["uri"], format!("{}/h2c/a?x=1", b.url("http")));
+    assert_eq!(j["method"], "GET");
+    assert_eq!(r.upstream_header("x-forwarded-host").as_deref(), Some("127.0.0.1"));
+    let r = send(
+        &c,
+        Request::post(gw.url("/h2c/post"))
+            .header("content-type", "application/json")
+            .body(full(r#"{"k":"v"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let j = r.json();
+    assert_eq!(j["version"], "HTTP/2.0");
+    assert_eq!(j["method"], "POST");
+    assert_eq!(j["body"], r#"{"k":"v"}"#);
+    assert_eq!(b.hits.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn http2_upstream_over_tls_negotiates_h2_by_alpn() {
+    let cert = self_signed(&["127.0.0.1"]);
+    // The backend offers only h2 and serves only HTTP/2.
+    let b = proto_backend("h2tls", Proto::Http2, Some((&cert, &[b"h2"]))).await;
+    let gw = gateway(&config(
+        "",
+        &(upstream(
+            "app",
+            &[b.url("https")],
+            &format!("protocol = \"http2\"\n{}", ca_file(&cert)),
+        ) + &route("main", "/", "app", "")),
+    ))
+    .await;
+    let c = client();
+    for i in 0..3 {
+        let r = get(&c, &gw.url(&format!("/h2tls/{i}"))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let j = r.json();
+        assert_eq!(j["version"], "HTTP/2.0");
+        assert_eq!(j["uri"], format!("{}/h2tls/{i}", b.url("https")));
+    }
+    assert_eq!(b.hits.load(Ordering::SeqCst), 3);
+    let hs = b.handshakes();
+    assert!(!hs.is_empty(), "no TLS handshake reached the backend");
+    assert!(
+        hs.iter().all(|p| p.as_deref() == Some(&b"h2"[..])),
+        "ALPN negotiated: {hs:?}"
+    );
+}
+
+#[tokio::test]
+async fn https_upstream_with_an_untrusted_certificate_is_502_json() {
+    let served = self_signed(&["127.0.0.1"]);
+    let other = self_signed(&["127.0.0.1"]);
+    let b = proto_backend("untrusted", Proto::Http1, Some((&served, &[b"http/1.1"]))).await;
+    // ca_file names a different certificate than the one the backend presents.
+    let gw = gateway(&config(
+        "",
+        &(upstream("app", &[b.url("https")], &format!("retries = 0\n{}", ca_file(&other)))
+            + &route("main", "/", "app", "")),
+    ))
+    .await;
+    let started = Instant::now();
+    let r = get(&client(), &gw.url("/secret")).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+    assert!(r
+        .header("content-type")
+        .is_some_and(|ct| ct.starts_with("application/json")));
+    let j = r.json();
+    assert_eq!(j["status"], 502);
+    assert_eq!(j["request_id"], r.header("x-request-id").unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The gateway refused the certificate: no request reached the backend.
+    assert_eq!(b.hits.load(Ordering::SeqCst), 0);
+    assert!(b.handshakes().is_empty());
+    assert!(b.failed_handshakes.load(Ordering::SeqCst) >= 1);
+}

@@ -664,3 +664,132 @@ where
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Protocol-specific backends (upstream TLS and HTTP/2)
+
+/// The HTTP server a [`proto_backend`] runs: hyper's HTTP/1.1-only or HTTP/2-only server, so a request in
+/// the other protocol fails instead of being served.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Proto {
+    Http1,
+    Http2,
+}
+
+/// An echo backend ([`echo_response`]) with one protocol, over TLS when a certificate is given.
+pub struct ProtoBackend {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    /// One entry per completed TLS handshake: the ALPN protocol it negotiated.
+    pub handshakes: Arc<Mutex<Vec<Option<Vec<u8>>>>>,
+    /// TLS handshakes that failed (the client refused the certificate, say).
+    pub failed_handshakes: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProtoBackend {
+    /// `https://127.0.0.1:PORT` (or `http://` for a plain backend; the caller knows which it started).
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://{}", self.addr)
+    }
+
+    pub fn handshakes(&self) -> Vec<Option<Vec<u8>>> {
+        self.handshakes.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ProtoBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn tls_server_config(cert: &TestCert, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
+    let key_pem = std::fs::read(&cert.key_path).unwrap();
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .unwrap()
+        .expect("a private key in the PEM");
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der.clone()], key)
+        .unwrap();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(cfg)
+}
+
+async fn serve_proto<S>(io: S, proto: Proto, ctx: BackendCtx)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let ctx = ctx.clone();
+        async move {
+            ctx.hits.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Infallible>(echo_response(req, &ctx).await)
+        }
+    });
+    let io = TokioIo::new(io);
+    let _ = match proto {
+        Proto::Http1 => {
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await
+        }
+        Proto::Http2 => {
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(io, svc)
+                .await
+        }
+    };
+}
+
+/// Starts an echo backend on 127.0.0.1:0 speaking only `proto`; with `tls`, only over TLS with that
+/// certificate, offering the ALPN protocols given.
+pub async fn proto_backend(name: &str, proto: Proto, tls: Option<(&TestCert, &[&[u8]])>) -> ProtoBackend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tls.map(|(cert, alpn)| tokio_rustls::TlsAcceptor::from(tls_server_config(cert, alpn)));
+    let ctx = BackendCtx {
+        name: Arc::from(name),
+        hits: Arc::default(),
+        in_flight: Arc::default(),
+        healthy: Arc::new(AtomicBool::new(true)),
+    };
+    let handshakes: Arc<Mutex<Vec<Option<Vec<u8>>>>> = Arc::default();
+    let failed_handshakes = Arc::new(AtomicUsize::new(0));
+    let (hits, hs, failed) = (ctx.hits.clone(), handshakes.clone(), failed_handshakes.clone());
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (ctx, acceptor, hs, failed) = (ctx.clone(), acceptor.clone(), hs.clone(), failed.clone());
+            conns.spawn(async move {
+                match acceptor {
+                    None => serve_proto(stream, proto, ctx).await,
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls) => {
+                            hs.lock()
+                                .unwrap()
+                                .push(tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec));
+                            serve_proto(tls, proto, ctx).await
+                        }
+                        Err(_) => {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    },
+                }
+            });
+        }
+    });
+    ProtoBackend {
+        addr,
+        hits,
+        handshakes,
+        failed_handshakes,
+        task,
+    }
+}
