@@ -113,7 +113,12 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match rampart_policy::load_file(path) {
+    // The detection tables are compiled too: `check` must refuse what a reload would refuse.
+    let compiled = rampart_policy::load_file(path).and_then(|p| {
+        use rampart_proxy::InspectorFactory;
+        detection::DetectionFactory.build(&p).map(|_| p)
+    });
+    match compiled {
         Ok(p) => {
             println!(
                 "{}: ok ({} listeners, {} upstreams, {} routes)",
