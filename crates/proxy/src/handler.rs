@@ -205,10 +205,17 @@ async fn pipeline(
     let (upstream_body, inspected, truncated) = if !has_body {
         // Empty, not an empty stream: it can be replayed, so a GET may be retried on another target.
         (ProxyBody::Empty, Bytes::new(), false)
-    } else if route.mode == Mode::Off {
+    } else if route.mode == Mode::Off && declared_len.is_none_or(|n| n > HOLD_SMALL_BODY) {
         (stream_body(None, body, route), Bytes::new(), false)
     } else {
-        match collect_prefix(body, route.body.inspect_limit, declared_len).await {
+        // Uninspected small bodies are held too: one write upstream instead of one per frame, and the
+        // request can be retried on another target.
+        let limit = if route.mode == Mode::Off {
+            HOLD_SMALL_BODY as usize
+        } else {
+            route.body.inspect_limit
+        };
+        match collect_prefix(body, limit, declared_len).await {
             Ok(Collected::Complete { data, trailers }) => (ProxyBody::buffered(data.clone(), trailers), data, false),
             Ok(Collected::Overflow { prefix, rest }) => {
                 if route.mode == Mode::Block && route.body.oversize == Oversize::Block {
@@ -311,6 +318,10 @@ async fn pipeline(
     .await;
     (resp, outcome)
 }
+
+/// Bodies of declared length up to this size are read whole before they are forwarded, even on routes that
+/// do not inspect.
+const HOLD_SMALL_BODY: u64 = 256 * 1024;
 
 fn body_is_empty(body: &Incoming) -> bool {
     use http_body::Body;
