@@ -838,7 +838,7 @@ fn score_tokens(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>)
                 let next = sig(t, j);
                 let after = sig(t, skip_c(t, j + 1));
                 let stacked = match next {
-                    Some(Tk::Kw(Kw::Select)) => select_shape(t, j),
+                    Some(Tk::Kw(Kw::Select)) => select_shape(s, t, j),
                     Some(Tk::Kw(Kw::Drop)) | Some(Tk::Kw(Kw::Truncate)) | Some(Tk::Kw(Kw::Alter)) => {
                         matches!(after, Some(Tk::Kw(Kw::Table)) | Some(Tk::Word))
                             && (quote_ctx
@@ -911,7 +911,12 @@ fn score_tokens(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>)
                 }
             }
             Tk::Kw(Kw::Select) => {
-                if select_shape(t, i) {
+                // `name=(select` ending the value: a subquery assigned to a
+                // parameter, cut where the host's query goes on
+                if i + 1 == n && i >= 2 && t[i - 1].kind == Tk::LParen && t[i - 2].kind == Tk::Cmp {
+                    better(out, 5, "SQLI-008", tok.start);
+                }
+                if select_shape(s, t, i) {
                     let sub = i > 0 && t[i - 1].kind == Tk::LParen;
                     let score = if sub { 8 } else { 5 };
                     better(out, score, "SQLI-008", tok.start);
@@ -923,15 +928,22 @@ fn score_tokens(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>)
                 }
             }
             Tk::Kw(Kw::Exec) => {
-                let w = t.get(i + 1).map(|x| &s[x.start..x.end]).unwrap_or("");
+                // exec/**/xp_cmdshell
+                let w = t.get(skip_c(t, i + 1)).map(|x| &s[x.start..x.end]).unwrap_or("");
                 if w.starts_with("xp_") || w.starts_with("sp_") || w.starts_with("master.") {
                     better(out, 8, "SQLI-007", tok.start);
                 }
             }
             Tk::Kw(Kw::As) => {
-                // ) as alias from  -- the tail of an injected select list
-                if i > 0
-                    && t[i - 1].kind == Tk::RParen
+                // ) as alias from  -- the tail of an injected select list;
+                // 1 as "alias" from: a quoted alias after a literal
+                let quoted_alias = t
+                    .get(i + 1)
+                    .is_some_and(|x| x.kind == Tk::Str(true) || (x.kind == Tk::Word && s.as_bytes()[x.start] == b'`'));
+                let item = i > 0
+                    && (t[i - 1].kind == Tk::RParen
+                        || (quoted_alias && matches!(t[i - 1].kind, Tk::Num | Tk::Str(true) | Tk::Word)));
+                if item
                     && matches!(sig(t, i + 1), Some(Tk::Word) | Some(Tk::Str(_)))
                     && sig(t, i + 2) == Some(Tk::Kw(Kw::From))
                 {
@@ -947,9 +959,16 @@ fn score_tokens(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>)
                 }
             }
             Tk::Word => {
-                let w = &s[tok.start..tok.end];
+                // `information_schema`.tables: quoted identifiers too
+                let w = s[tok.start..tok.end].trim_start_matches(['`', '[']);
                 if SYS_OBJECTS.iter().any(|o| w.starts_with(o)) {
                     better(out, 6, "SQLI-010", tok.start);
+                } else if i > 0
+                    && matches!(t[i - 1].kind, Tk::Kw(Kw::Select) | Tk::Kw(Kw::Exec))
+                    && (TIME_FUNCS.contains(&w) || DANGER.contains(&w))
+                {
+                    // `select pg_sleep`, `exec xp_cmdshell` without the call
+                    better(out, 6, "SQLI-007", tok.start);
                 }
             }
             _ => {}
@@ -1132,6 +1151,19 @@ fn grammar_score(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>
         }
     } else {
         // numeric / identifier context: the whole value is an expression
+        if sh.from_first && sh.clauses < 2 {
+            // `from home`: a lone FROM is prose
+            return;
+        }
+        if sh.from_first {
+            // `FROM tbl WHERE ..` / `FROM tbl GROUP BY ..`: a query tail
+            bump(5);
+        }
+        if sh.op_first && ((sh.const_cmp && sh.idents == 0) || sh.subquery) {
+            // `in (1,2)`, `is not null`, `rlike '^a'`: the right-hand side
+            // of a comparison whose left operand is the host query's
+            bump(5);
+        }
         let first = t
             .iter()
             .find(|x| !matches!(x.kind, Tk::Arith | Tk::LParen | Tk::Comment | Tk::ExecComment));
@@ -1194,7 +1226,7 @@ fn is_eq_op(op: &str) -> bool {
 /// `select` followed by a select list that looks like SQL (a function, a
 /// number, `*`, a variable, a string, a column list) and a FROM or a
 /// function in it.
-fn select_shape(t: &[Token], i: usize) -> bool {
+fn select_shape(s: &str, t: &[Token], i: usize) -> bool {
     let n = t.len();
     let mut j = i + 1;
     let mut items = 0;
@@ -1244,9 +1276,13 @@ fn select_shape(t: &[Token], i: usize) -> bool {
         }
         j += 1;
     }
-    let code_item = t[i + 1..j.min(n)]
-        .iter()
-        .any(|x| matches!(x.kind, Tk::Func(_) | Tk::Var | Tk::ExecComment));
+    // code-only items: a call, a variable, `(case`, a hex literal
+    let code_item = (i + 1..j.min(n)).any(|k| match t[k].kind {
+        Tk::Func(_) | Tk::Var | Tk::ExecComment => true,
+        Tk::Kw(Kw::Case) | Tk::Kw(Kw::Select) => t[k - 1].kind == Tk::LParen,
+        Tk::Num => t[k].end - t[k].start >= 6 && s[t[k].start..].starts_with("0x"),
+        _ => false,
+    });
     strong
         && ((j >= n && code_item)
             || matches!(
@@ -1266,6 +1302,13 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     // as-is
     lex(s, 0, &mut toks);
     score_tokens(s, &toks, false, &mut best);
+    // fragments: short values that are a piece of a query rather than a
+    // whole injection (see `fragments`); read from the as-is tokens, they
+    // count only where nothing else scores 5 or more
+    let mut frag: Option<Scored> = None;
+    if s.len() <= 48 {
+        fragments(s, &toks, &mut frag);
+    }
     // inside a quoted string: the first quote of the value closes it
     for q in [b'\'', b'"'] {
         if let Some(p) = memchr::memchr(q, s.as_bytes()) {
@@ -1293,35 +1336,12 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             }
         }
     }
-    // fragments: a short value that is a SQL function call (`ascii(`,
-    // `xmltype(`) or starts with a logic operator and a comparison
-    // (`|| a ==`, `or x= '`): the value continues an expression of the query
-    if best.as_ref().is_none_or(|b| b.score < 5) && s.len() <= 48 && util::prose_ratio(s) < 0.9 {
-        toks.clear();
-        lex(s, 0, &mut toks);
-        let first = toks.first().map(|t| t.kind);
-        let fcall = toks
-            .iter()
-            .position(|t| matches!(t.kind, Tk::Func(true)) && FRAGMENT_FUNCS.contains(&func_name(s, t)));
-        if let Some(fi) = fcall {
-            let t = toks[fi];
-            let glued = s.as_bytes().get(t.end) == Some(&b'(');
-            if glued && fi <= 2 && t.end - t.start >= 3 {
-                better(&mut best, 5, "SQLI-012", t.start);
-            }
-        }
-        let lead = s.trim_start();
-        let logic_word = ["or ", "and ", "xor ", "||", "&&"].iter().any(|w| lead.starts_with(w));
-        if logic_word && matches!(first, Some(Tk::Logic) | Some(Tk::Arith)) {
-            let operand = |k: Tk| matches!(k, Tk::Word | Tk::Num | Tk::Str(_) | Tk::Var);
-            if toks.len() >= 3
-                && operand(toks[1].kind)
-                && toks[2].kind == Tk::Cmp
-                && is_eq_op(&s[toks[2].start..toks[2].end])
-            {
-                better(&mut best, 5, "SQLI-013", 0);
-            }
-        }
+    if let Some(f) = frag {
+        better(&mut best, f.score, f.rule, f.at);
+    }
+    // a DDL statement as the whole value: `ALTER TABLE t ADD ..`
+    if best.as_ref().is_none_or(|b| b.score < 5) && s.len() <= 512 {
+        ddl_statement(s, &mut toks, &mut best);
     }
     // prose discount: natural-language text that merely mentions SQL
     if let Some(b) = &mut best {
@@ -1356,6 +1376,358 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             ));
         }
         _ => {}
+    }
+}
+
+/// SQL built-ins that, opened as a call with nothing after the `(`, make
+/// up a whole value only as a fragment of a query (`floor(`, `concat (`).
+const OPENER_FUNCS: &[&str] = &[
+    "abs",
+    "cos",
+    "sin",
+    "tan",
+    "acos",
+    "asin",
+    "atan",
+    "cot",
+    "ln",
+    "log",
+    "log2",
+    "log10",
+    "pow",
+    "exp",
+    "sign",
+    "ceil",
+    "ceiling",
+    "date",
+    "time",
+    "day",
+    "month",
+    "year",
+    "hour",
+    "minute",
+    "second",
+    "quarter",
+    "week",
+    "weekday",
+    "dayname",
+    "monthname",
+    "curdate",
+    "curtime",
+    "sysdate",
+    "datediff",
+    "date_add",
+    "date_sub",
+    "date_format",
+    "str_to_date",
+    "from_unixtime",
+    "unix_timestamp",
+    "format",
+    "ltrim",
+    "rtrim",
+    "lcase",
+    "ucase",
+    "insert",
+    "encode",
+    "default",
+    "password",
+    "old_password",
+    "encrypt",
+    "aes_encrypt",
+    "aes_decrypt",
+    "des_encrypt",
+    "sha2",
+    "crc32",
+    "octet_length",
+    "export_set",
+    "field",
+    "found_rows",
+    "truncate",
+    "values",
+    "stddev",
+    "variance",
+    "localtime",
+    "localtimestamp",
+    "utc_time",
+    "utc_date",
+    "load_file",
+    "extract",
+    "weight_string",
+    "inet_aton",
+    "inet_ntoa",
+    "is_ipv4",
+    "benchmark",
+    "sleep",
+    "user",
+    "database",
+    "schema",
+    "version",
+];
+
+/// Procedures, packages and system databases that only a SQL server has.
+const SQL_ONLY_NAMES: &[&str] = &[
+    "sp_password",
+    "sp_configure",
+    "sp_addlogin",
+    "sp_addsrvrolemember",
+    "utl_http",
+    "utl_inaddr",
+    "utl_file",
+    "dbms_pipe",
+    "dbms_lock",
+    "dbms_java",
+    "tempdb",
+    "msdb",
+    "information_schema",
+    "sqlite_master",
+    "pg_catalog",
+];
+
+fn opener_func(name: &str) -> bool {
+    OPENER_FUNCS.contains(&name) || FUNCS.contains(&name)
+}
+
+/// Short values that are a fragment of a query: the attacker supplies one
+/// piece and the host query the rest. Each shape is code-only: prose,
+/// names and search terms do not take it.
+fn fragments(s: &str, t: &[Token], best: &mut Option<Scored>) {
+    let n = t.len();
+    if n == 0 {
+        return;
+    }
+    let txt = |k: usize| t.get(k).map(|x| &s[x.start..x.end]).unwrap_or("");
+    // mostly words and spaces: the shapes that prose can take need code
+    let wordy = || util::prose_ratio(s) >= 0.9;
+    // a call of a SQL-specific function (`ascii(`, `xmltype(x)`)
+    let fcall = t
+        .iter()
+        .position(|x| matches!(x.kind, Tk::Func(true)) && FRAGMENT_FUNCS.contains(&func_name(s, x)))
+        .filter(|_| !wordy());
+    if let Some(fi) = fcall {
+        let x = t[fi];
+        let glued = s.as_bytes().get(x.end) == Some(&b'(');
+        if glued && fi <= 2 && x.end - x.start >= 3 {
+            better(best, 5, "SQLI-012", x.start);
+        }
+    }
+    // a SQL built-in opened as a call and nothing else: `floor(`,
+    // `concat /**/ (`, `if !(`: the arguments come from elsewhere
+    if n <= 7 && t[n - 1].kind == Tk::LParen && s.len() <= 24 {
+        let name = func_name(s, &t[0]);
+        let named = match t[0].kind {
+            Tk::Func(_) | Tk::Word => opener_func(name),
+            Tk::Kw(Kw::Values) | Tk::Kw(Kw::Insert) | Tk::Kw(Kw::Exec) => true,
+            Tk::Cmp => name == "in",
+            _ => false,
+        };
+        // between the name and the `(` only operators or punctuation
+        let glue = t[1..n - 1].iter().all(|x| {
+            matches!(
+                x.kind,
+                Tk::Cmp | Tk::Logic | Tk::Arith | Tk::Other | Tk::RParen | Tk::Comment
+            )
+        });
+        if named && glue && name.len() >= 2 {
+            better(best, 5, "SQLI-012", t[0].start);
+        }
+    }
+    // a logic operator, then a comparison: `|| a ==`, `or x= '`,
+    // `&&(null!=`, `OR (3=4)`
+    let lead = s.trim_start();
+    let logic_word = ["or ", "or(", "and ", "and(", "xor ", "||", "&&"]
+        .iter()
+        .any(|w| lead.starts_with(w));
+    if logic_word && matches!(t[0].kind, Tk::Logic | Tk::Arith) && !wordy() {
+        let mut k = 1;
+        while k < n && k < 4 && t[k].kind == Tk::LParen {
+            k += 1;
+        }
+        let operand = |k: Tk| matches!(k, Tk::Word | Tk::Num | Tk::Str(_) | Tk::Var | Tk::Kw(Kw::Null));
+        if k + 1 < n && operand(t[k].kind) && t[k + 1].kind == Tk::Cmp {
+            let op = txt(k + 1);
+            let symbolic = !op.as_bytes()[0].is_ascii_alphabetic();
+            // `or a = b` with a word operand in prose needs the `=`
+            if is_eq_op(op) || (symbolic && (k > 1 || t[k].kind != Tk::Word)) {
+                better(best, 5, "SQLI-013", 0);
+            }
+        }
+    }
+    // a tautology as the whole value: `1=1`, `'a'='a'`, `2!=3`,
+    // `x,1=1`
+    if n >= 3 {
+        let (a, op, b) = (t[n - 3], t[n - 2], t[n - 1]);
+        let lit = |x: Token| matches!(x.kind, Tk::Num | Tk::Str(true));
+        let before_ok = n == 3 || (n <= 5 && t[n - 4].kind == Tk::Comma);
+        if before_ok && lit(a) && lit(b) && op.kind == Tk::Cmp {
+            let (va, vb) = (&s[a.start..a.end], &s[b.start..b.end]);
+            let truth = match &s[op.start..op.end] {
+                "=" | "==" | "<=>" => va == vb,
+                "!=" | "<>" => va != vb,
+                _ => false,
+            };
+            if truth {
+                better(best, 5, "SQLI-013", a.start);
+            }
+        }
+    }
+    // the name of a SQL-only procedure, package or system database as the
+    // whole value: `xp_cmdshell`, `utl_http`, `tempdb`
+    if n == 1 && t[0].kind == Tk::Word {
+        let w = txt(0);
+        if DANGER.contains(&w) || SQL_ONLY_NAMES.contains(&w) {
+            better(best, 5, "SQLI-010", 0);
+        }
+    }
+    // `<=>` (MySQL's null-safe equality) leading the value
+    if lead.starts_with("<=>") {
+        better(best, 5, "SQLI-013", 0);
+    }
+    // statements that only SQL has, leading the value
+    let k1 = skip_c(t, 1);
+    match t[0].kind {
+        // `declare @v` (MSSQL variable)
+        Tk::Kw(Kw::Declare) if sig(t, k1) == Some(Tk::Var) && txt(k1).len() >= 2 => better(best, 5, "SQLI-002", 0),
+        // `execute immediate` (Oracle dynamic SQL), `exec xp_..`
+        Tk::Kw(Kw::Exec) if txt(k1) == "immediate" => better(best, 5, "SQLI-002", 0),
+        // `procedure analyse(` (MySQL)
+        Tk::Kw(Kw::Procedure) if matches!(sig(t, k1), Some(Tk::Func(_))) && txt(k1) == "analyse" => {
+            better(best, 5, "SQLI-006", 0)
+        }
+        // `drop tbl;--`: a statement closed and the rest commented out
+        Tk::Kw(Kw::Drop) | Tk::Kw(Kw::Truncate) => {
+            let mut k = k1;
+            if sig(t, k) == Some(Tk::Kw(Kw::Table)) {
+                k += 1;
+            }
+            if sig(t, k) == Some(Tk::Word) && sig(t, k + 1) == Some(Tk::Semi) && k + 3 >= n {
+                better(best, 5, "SQLI-002", 0);
+            }
+        }
+        _ => {}
+    }
+    // a break-out from a quoted identifier into the tail of a select
+    // list: `` ` AS `alias` FROM ``
+    if lead.starts_with('`') {
+        let mut v = Vec::new();
+        lex(s, s.len() - lead.len() + 1, &mut v);
+        let t = &v[..];
+        let quoted = |x: &Token| x.kind == Tk::Str(true) || (x.kind == Tk::Word && s.as_bytes()[x.start] == b'`');
+        if sig(t, 0) == Some(Tk::Kw(Kw::As)) && t.get(1).is_some_and(quoted) && sig(t, 2) == Some(Tk::Kw(Kw::From)) {
+            better(best, 5, "SQLI-011", 0);
+        }
+        return;
+    }
+    // a break-out quote opening the value, then a statement: `'union/`,
+    // `" UNION A`, `';select x`, `;drop`. The quote is the only one of its
+    // kind in the value (prose quotes in pairs).
+    let b = s.as_bytes();
+    let lead_at = s.len() - lead.len();
+    let q = b.get(lead_at).copied().filter(|c| matches!(c, b'\'' | b'"'));
+    let from = lead_at + q.map_or(0, |_| 1);
+    let lone_quote = q.is_some_and(|q| memchr::memchr(q, &b[from..]).is_none());
+    if lone_quote || (q.is_none() && t[0].kind == Tk::Semi) {
+        let relexed;
+        let t: &[Token] = if lone_quote {
+            let mut v = Vec::new();
+            lex(s, from, &mut v);
+            relexed = v;
+            &relexed
+        } else {
+            t
+        };
+        let verb = |k: Option<Tk>| {
+            matches!(
+                k,
+                Some(Tk::Kw(Kw::Select))
+                    | Some(Tk::Kw(Kw::Union))
+                    | Some(Tk::Kw(Kw::Drop))
+                    | Some(Tk::Kw(Kw::Update))
+                    | Some(Tk::Kw(Kw::Delete))
+                    | Some(Tk::Kw(Kw::Insert))
+                    | Some(Tk::Kw(Kw::Alter))
+                    | Some(Tk::Kw(Kw::Create))
+                    | Some(Tk::Kw(Kw::Truncate))
+                    | Some(Tk::Kw(Kw::Shutdown))
+                    | Some(Tk::Kw(Kw::Exec))
+                    | Some(Tk::Kw(Kw::Declare))
+            )
+        };
+        let first = sig(t, 0);
+        let k = skip_c(t, 1);
+        let stmt = sig(t, k);
+        if first == Some(Tk::Semi)
+            && verb(stmt)
+            && k + 2 >= t.len()
+            && (q.is_some() || stmt != Some(Tk::Kw(Kw::Select)))
+        {
+            // `;drop`, `';select p`: a stacked statement
+            better(best, 5, "SQLI-002", 0);
+        } else if q.is_some()
+            && t.len() <= 2
+            && matches!(
+                first,
+                Some(Tk::Kw(Kw::Union)) | Some(Tk::Kw(Kw::Select)) | Some(Tk::Kw(Kw::Alter))
+            )
+            && t.get(1).is_none_or(|x| match x.kind {
+                // `'union/`, `'select x`: no prose continues that way
+                Tk::Word => x.end - x.start == 1,
+                Tk::Kw(_) => first == Some(Tk::Kw(Kw::Union)),
+                Tk::Str(false) => false,
+                _ => true,
+            })
+        {
+            // `'union/`, `" UNION A`: a break-out into a union / select
+            better(best, 5, "SQLI-001", 0);
+        }
+    }
+}
+
+/// A DDL statement as the whole value: `ALTER TABLE t ADD ..`,
+/// `CREATE TABLE t (..`. Prose that mentions creating a table does not
+/// name it and go on with a column clause.
+fn ddl_statement(s: &str, toks: &mut Vec<Token>, best: &mut Option<Scored>) {
+    let lead = s.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '/' || c == ';');
+    if !(lead.starts_with("alter") || lead.starts_with("create")) {
+        return;
+    }
+    toks.clear();
+    lex(s, s.len() - lead.len(), toks);
+    let t = &toks[..];
+    if !matches!(sig(t, 0), Some(Tk::Kw(Kw::Alter)) | Some(Tk::Kw(Kw::Create))) || sig(t, 1) != Some(Tk::Kw(Kw::Table))
+    {
+        return;
+    }
+    let k = if t.get(2).is_some_and(|x| &s[x.start..x.end] == "if") {
+        // IF [NOT] EXISTS
+        t.iter()
+            .skip(2)
+            .take(4)
+            .position(|x| &s[x.start..x.end] == "exists")
+            .map(|p| p + 3)
+    } else {
+        Some(2)
+    };
+    let Some(k) = k else {
+        return;
+    };
+    if !matches!(sig(t, k), Some(Tk::Word) | Some(Tk::Func(_))) {
+        return;
+    }
+    let next = t.get(k + 1);
+    let quoted = s.as_bytes()[t[k].start] == b'`';
+    let ok = match next {
+        None => quoted,
+        Some(x) => {
+            x.kind == Tk::LParen
+                || matches!(
+                    &s[x.start..x.end],
+                    "add" | "change" | "modify" | "rename" | "engine" | "convert" | "charset"
+                )
+                || (x.kind == Tk::Kw(Kw::Drop) && t.len() > k + 2)
+        }
+    };
+    if ok {
+        better(best, 5, "SQLI-002", t[0].start);
     }
 }
 
@@ -1574,6 +1946,121 @@ mod tests {
             "2024-01-01T10:00:00Z",
             "in case when you need it, then end it",
             "order by date please",
+        ] {
+            if score(b) >= 5 {
+                bad.push(format!("{b}: {}", score(b)));
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
+    /// Fragments: short values that are one piece of a query (the host
+    /// query supplies the rest), and query tails. Scores include the
+    /// libinjection opinion, as in production.
+    #[test]
+    fn fragment_families() {
+        let mut bad = vec![];
+        for a in [
+            // a SQL built-in opened as a call, nothing after
+            "ceiling (",
+            "date_format(",
+            "sha2 /**/ (",
+            "values(",
+            "in(",
+            // logic operator then a comparison
+            "or (12=34)",
+            "&&(flag!=0)",
+            "|| (null == x",
+            // a comparison that is always true
+            "22=22",
+            "'q'='q'",
+            "5<>6",
+            "id,7=7",
+            // stacked statements and SQL-only statements
+            "; truncate logs",
+            "';delete x",
+            "declare @cnt int",
+            "execute immediate 'x'",
+            "alter table orders add column x int",
+            "create table t1 (id int)",
+            // break-out quote into a union / select
+            "\"union--",
+            "'select 1",
+            // right-hand side of a comparison the host query starts
+            "in (4, 8, 15)",
+            "is not null --",
+            "rlike '^adm'",
+            // query tails
+            "FROM accounts GROUP BY region",
+            "from orders where total > 0 order by 1",
+            "from `shop`.`orders` limit",
+            "n=(select",
+            "select 0x41424344",
+            "select (case",
+            "` as `user_alias` from",
+            // SQL-only procedures and packages as the whole value
+            "xp_regread",
+            "dbms_pipe",
+        ] {
+            if score(a) < 5 {
+                bad.push(format!("{a}: {}", score(a)));
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
+    #[test]
+    fn fragment_benign() {
+        let mut bad = vec![];
+        for b in [
+            // prose that mentions SQL words
+            "Please select an item from the list where the price is null or like new",
+            "O'Brien's order by phone",
+            "from Paris with love",
+            "from home limit",
+            "from London where it rained",
+            "Create table for the kids",
+            "create table of contents",
+            "create table persons",
+            "drop table",
+            "the 'union' of two sets",
+            "\"select\" the item",
+            "'Select all",
+            "'Union Jack",
+            "'alter ego",
+            "Select case type",
+            "where is null island?",
+            // search filters and math
+            "price >= 10 and rating > 4",
+            "rating >= 4 and price <= 100",
+            "between 1 and 5",
+            "like 'this'",
+            "in (2 days)",
+            "in (London, Paris)",
+            "in (stock)",
+            "3*(4+5) = 27",
+            "(a+b)^2 = a^2 + 2ab + b^2",
+            "2+2=4",
+            ">=",
+            "!=",
+            // parentheses in text
+            "Meeting time (",
+            "see notes (",
+            "version 2 (beta)",
+            "values (see below)",
+            "insert (coin)",
+            "user (guest)",
+            "and (see above)",
+            // semicolons and quotes in text
+            ";)",
+            "; select your size",
+            "; drop me a line",
+            "Drop me a line; thanks",
+            // markdown with SQL in code
+            "Use `SELECT * FROM t WHERE a = 1` to filter",
+            "```sql\nselect * from users where id = 1;\n```",
+            // type names are data, not attacks
+            "varchar",
         ] {
             if score(b) >= 5 {
                 bad.push(format!("{b}: {}", score(b)));

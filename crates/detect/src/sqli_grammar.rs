@@ -64,6 +64,15 @@ pub struct Shape {
     pub code_unary: u32,
     /// operands that are a column / identifier (not literals)
     pub idents: u32,
+    /// the value starts with a comparison whose left operand is the host
+    /// query's (`in (1,2)`, `is not null`, `rlike '^a'`)
+    pub op_first: bool,
+    /// the value starts with `FROM table`
+    pub from_first: bool,
+    /// number of clauses read
+    pub clauses: u32,
+    /// the FROM table is a quoted or qualified identifier (`` `db`.`t` ``)
+    pub from_code: bool,
 }
 
 const MAX_DEPTH: u32 = 48;
@@ -368,6 +377,7 @@ impl<'a> P<'a> {
                     self.sh.idents += 1;
                 }
                 self.bump();
+                self.qualified();
                 true
             }
             Tk::Kw(Kw::Rownum) => {
@@ -414,6 +424,19 @@ impl<'a> P<'a> {
             }
             Tk::Kw(Kw::Case) => self.case_expr(),
             _ => false,
+        }
+    }
+
+    /// `.name` parts of a qualified identifier whose parts are quoted
+    /// (`` `db`.`tbl` ``; unquoted `a.b` is one word already).
+    fn qualified(&mut self) {
+        while self.kind() == Some(Tk::Other)
+            && self.text() == "."
+            && self.kind_at(self.i + 1) == Some(Tk::Word)
+            && self.t[self.i].end == self.t[self.i + 1].start
+        {
+            self.bump();
+            self.bump();
         }
     }
 
@@ -465,11 +488,18 @@ impl<'a> P<'a> {
                     if self.kind() != Some(Tk::Word) {
                         return false;
                     }
+                    let table = self.i;
                     self.bump();
+                    self.qualified();
+                    let tb = self.s.as_bytes()[self.t[table].start];
+                    if matches!(tb, b'`' | b'[' | b'"') || self.i > table + 1 || self.text_at(table).contains('.') {
+                        self.sh.from_code = true;
+                    }
                     if self.kind() == Some(Tk::Word) && !is_clause_word(self.text()) {
                         self.bump(); // alias
                     }
                     self.sh.clause = true;
+                    self.sh.clauses += 1;
                 }
                 Some(Tk::Kw(Kw::Where)) | Some(Tk::Kw(Kw::Having)) => {
                     self.bump();
@@ -491,6 +521,7 @@ impl<'a> P<'a> {
                         return false;
                     }
                     self.sh.clause = true;
+                    self.sh.clauses += 1;
                 }
                 Some(Tk::Kw(Kw::Order)) | Some(Tk::Kw(Kw::Group)) => {
                     self.bump();
@@ -499,6 +530,7 @@ impl<'a> P<'a> {
                     }
                     self.bump();
                     self.sh.clause = true;
+                    self.sh.clauses += 1;
                     if self.kind().is_none() {
                         return true;
                     }
@@ -518,6 +550,16 @@ impl<'a> P<'a> {
                 }
                 Some(Tk::Kw(Kw::Limit)) => {
                     self.bump();
+                    // a query tail cut before the row count (counted only
+                    // after a quoted table: `from home limit` is prose)
+                    if self.kind().is_none() && self.sh.from_first {
+                        self.sh.clause = true;
+                        if self.sh.from_code {
+                            self.sh.clauses += 1;
+                        }
+                        return true;
+                    }
+                    self.sh.clauses += 1;
                     if self.kind() != Some(Tk::Num) {
                         return false;
                     }
@@ -638,6 +680,32 @@ pub fn numeric(s: &str, t: &[Token]) -> Option<Shape> {
     p.skip_inline();
     if is_clause_start(p.kind()) {
         p.sh.clause_first = true;
+        return tail(p);
+    }
+    if p.kind() == Some(Tk::Kw(Kw::From)) {
+        p.sh.clause_first = true;
+        p.sh.from_first = true;
+        return tail(p);
+    }
+    // the host query holds the left operand: `in (1,2)`, `is not null`,
+    // `<=> 1`, `rlike '^a'`
+    if p.kind() == Some(Tk::Cmp) && matches!(p.text(), "in" | "is" | "rlike" | "regexp" | "sounds" | "<=>") {
+        let in_list = p.text() == "in";
+        if !p.binop() {
+            return None;
+        }
+        if in_list && p.kind() != Some(Tk::LParen) {
+            return None;
+        }
+        p.sh.op_first = true;
+        let mut ok = p.operand();
+        while ok && p.binop() {
+            ok = p.operand();
+        }
+        p.end_segment();
+        if !ok {
+            return None;
+        }
         return tail(p);
     }
     if !p.expr() {

@@ -21,6 +21,20 @@ pub fn parse_form(c: &mut Collector<'_>, prefix: &str, s: &str, loc: Location, n
         let path = format!("{prefix}.{name}");
         let chain: &[&'static str] = if kchanged { &["percent"] } else { &[] };
         c.add(&path, Cow::Borrowed(&key), chain, loc, true, nesting);
+        // `pay%3D<payload>`: an encoded `=` puts the value inside the key,
+        // out of sight of checks that only read values. Inspect the text
+        // after the key's first `=` as a value too.
+        if let Some(i) = key.find('=') {
+            let hidden = &key[i + 1..];
+            if !hidden.is_empty() {
+                let chain: &[&'static str] = if kchanged {
+                    &["percent", "form-key"]
+                } else {
+                    &["form-key"]
+                };
+                c.add(&path, Cow::Borrowed(hidden), chain, loc, false, nesting);
+            }
+        }
         if let Some(v) = v {
             let (val, vchanged) = decode::form_component(v);
             let chain: &[&'static str] = if vchanged { &["percent"] } else { &[] };
@@ -646,4 +660,37 @@ pub fn parse_xml(c: &mut Collector<'_>, body: &[u8], prefix: &str, nesting: usiz
 
 fn excerpt(s: &str) -> String {
     s.chars().take(60).collect()
+}
+
+#[cfg(test)]
+mod form_tests {
+    use crate::{inspect, Inspection, Limits, RequestView};
+
+    fn form(body: &str) -> Inspection {
+        let m = http::Method::POST;
+        let u: http::Uri = "/".parse().unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
+        let rv = RequestView {
+            method: &m,
+            uri: &u,
+            headers: &h,
+            body: body.as_bytes(),
+            body_truncated: false,
+        };
+        inspect(&rv, &Limits::default())
+    }
+
+    #[test]
+    fn value_hidden_in_a_key_is_a_point() {
+        // an encoded `=` keeps the whole pair in the key
+        let i = form("note%3Dhello+world");
+        assert!(i
+            .points
+            .iter()
+            .any(|p| !p.is_key && p.value == "hello world" && p.chain.contains(&"form-key")));
+        // a plain pair yields no extra point
+        let i = form("a=b");
+        assert!(!i.points.iter().any(|p| p.chain.contains(&"form-key")));
+    }
 }
