@@ -170,6 +170,36 @@ fn pipeline(c: &mut Criterion) {
             })
         })
     });
+    // A 64 KiB order document: many short strings, prose, names with apostrophes, numbers. This is the
+    // body size where inspection cost shows (measured through the proxy in docs/benchmarks.md).
+    let mut big =
+        String::from(r#"{"order":{"customer":{"name":"Ann O'Brien","email":"ann+shop@example.com"},"items":["#);
+    let mut i = 0;
+    while big.len() < 64 * 1024 {
+        if i > 0 {
+            big.push(',');
+        }
+        big.push_str(&format!(
+            r#"{{"id":{i},"sku":"SKU-{i:05}","name":"Desk lamp {i}","qty":{},"price":{}.99,"note":"Please leave it with the neighbour if I'm not home; it's fragile, so don't drop it."}}"#,
+            i % 7 + 1,
+            i % 90 + 9
+        ));
+        i += 1;
+    }
+    big.push_str("]}}");
+    let u: http::Uri = "/api/v1/orders".parse().unwrap();
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("json-post-64k", |b| {
+        b.iter(|| {
+            d.analyze(&RequestView {
+                method: &post,
+                uri: &u,
+                headers: &hj,
+                body: big.as_bytes(),
+                body_truncated: false,
+            })
+        })
+    });
     g.finish();
 }
 
