@@ -285,25 +285,7 @@ mod tests {
     use super::*;
 
     fn score(v: &str, loc: Location) -> u32 {
-        let p = rampart_inspect::Point {
-            path: "q".into(),
-            value: v.into(),
-            chain: vec![],
-            location: loc,
-            is_key: false,
-            root: 0,
-        };
-        let pre = crate::prefilter::Prefilter::new().scan(v);
-        let lower = v.to_ascii_lowercase();
-        let ctx = Ctx {
-            point: &p,
-            value: v,
-            lower: &lower,
-            pre: &pre,
-        };
-        let mut out = vec![];
-        check(&ctx, &mut out);
-        out.iter().map(|h| h.score).max().unwrap_or(0)
+        crate::max_score_at(check, v, "q", loc, false)
     }
 
     #[test]

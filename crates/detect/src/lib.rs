@@ -541,12 +541,24 @@ impl Default for Detector {
 /// Test support: the highest score a detector's `check` gives `v` read as a query value.
 #[cfg(test)]
 pub(crate) fn max_score_of(check: fn(&Ctx<'_>, &mut Vec<Hit>), v: &str) -> u32 {
+    max_score_at(check, v, "q", rampart_inspect::Location::Query, false)
+}
+
+/// Test support: the highest score `check` gives `v` at a point with this path, location and key flag.
+#[cfg(test)]
+pub(crate) fn max_score_at(
+    check: fn(&Ctx<'_>, &mut Vec<Hit>),
+    v: &str,
+    path: &str,
+    location: rampart_inspect::Location,
+    is_key: bool,
+) -> u32 {
     let p = rampart_inspect::Point {
-        path: "q".into(),
+        path: path.into(),
         value: v.into(),
         chain: vec![],
-        location: rampart_inspect::Location::Query,
-        is_key: false,
+        location,
+        is_key,
         root: 0,
     };
     let pre = crate::prefilter::Prefilter::new().scan(v);

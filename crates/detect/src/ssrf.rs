@@ -294,25 +294,7 @@ mod tests {
     use super::*;
 
     fn score(v: &str) -> u32 {
-        let p = rampart_inspect::Point {
-            path: "query.url".into(),
-            value: v.into(),
-            chain: vec![],
-            location: rampart_inspect::Location::Query,
-            is_key: false,
-            root: 0,
-        };
-        let pre = crate::prefilter::Prefilter::new().scan(v);
-        let lower = v.to_ascii_lowercase();
-        let ctx = Ctx {
-            point: &p,
-            value: v,
-            lower: &lower,
-            pre: &pre,
-        };
-        let mut out = vec![];
-        check(&ctx, &mut out);
-        out.iter().map(|h| h.score).max().unwrap_or(0)
+        crate::max_score_at(check, v, "query.url", rampart_inspect::Location::Query, false)
     }
 
     #[test]
