@@ -22,7 +22,7 @@ pub enum ProxyBody {
         data: Option<Bytes>,
         trailers: Option<HeaderMap>,
     },
-    /// The inspected prefix, then the rest of the client's body as it arrives. `limit` enforces the route's
+    /// The inspected prefix, then the rest of the client's body as it arrives. `max` enforces the route's
     /// hard `max_size` on what follows.
     Stream {
         prefix: Option<Bytes>,

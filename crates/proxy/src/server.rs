@@ -61,12 +61,6 @@ impl DrainController {
     }
 }
 
-impl Default for DrainController {
-    fn default() -> Self {
-        Self::new().0
-    }
-}
-
 /// Per-IP connection counts for one listener.
 #[derive(Default)]
 struct PerIp {
