@@ -79,8 +79,8 @@ fn parse_hint(message: &str) -> Option<String> {
     }
 }
 
-struct Compiler<'a> {
-    r: Reporter<'a>,
+pub(crate) struct Compiler<'a> {
+    pub(crate) r: Reporter<'a>,
     base_dir: std::path::PathBuf,
 }
 
@@ -154,6 +154,8 @@ impl Compiler<'_> {
             access: f.log.access.unwrap_or(true),
             level: f.log.level.clone().unwrap_or_else(|| "info".into()),
         };
+        let data_dir: std::path::PathBuf = f.data_dir.map(Into::into).unwrap_or_else(|| "./rampart-data".into());
+        let events = self.events(&f.events, &f.triggers, &data_dir);
         Policy {
             listeners,
             upstreams,
@@ -163,12 +165,13 @@ impl Compiler<'_> {
             block,
             console,
             log,
-            data_dir: f.data_dir.map(Into::into).unwrap_or_else(|| "./rampart-data".into()),
+            data_dir,
+            events,
             source: None,
         }
     }
 
-    fn duration(&mut self, v: &Option<S<String>>, default: Duration) -> Duration {
+    pub(crate) fn duration(&mut self, v: &Option<S<String>>, default: Duration) -> Duration {
         match v {
             None => default,
             Some(s) => match parse_duration(s.get_ref()) {
@@ -185,7 +188,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn size(&mut self, v: &Option<S<String>>, default: u64) -> u64 {
+    pub(crate) fn size(&mut self, v: &Option<S<String>>, default: u64) -> u64 {
         match v {
             None => default,
             Some(s) => match parse_size(s.get_ref()) {
@@ -255,7 +258,12 @@ impl Compiler<'_> {
         })
     }
 
-    fn read_pem(&mut self, s: &S<String>, what: &str, marker: &str) -> Option<(std::path::PathBuf, Vec<u8>)> {
+    pub(crate) fn read_pem(
+        &mut self,
+        s: &S<String>,
+        what: &str,
+        marker: &str,
+    ) -> Option<(std::path::PathBuf, Vec<u8>)> {
         let path = self.base_dir.join(s.get_ref());
         match std::fs::read(&path) {
             Ok(bytes) if String::from_utf8_lossy(&bytes).contains(marker) => Some((path, bytes)),
@@ -592,7 +600,7 @@ impl Compiler<'_> {
     }
 }
 
-fn parse_net(s: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_net(s: &str) -> Result<IpNet, String> {
     if let Ok(n) = s.parse::<IpNet>() {
         return Ok(n);
     }

@@ -30,6 +30,10 @@ pub struct ConfigFile {
     #[serde(default)]
     pub log: LogFile,
     pub data_dir: Option<String>,
+    #[serde(default)]
+    pub events: EventsFile,
+    #[serde(default)]
+    pub triggers: Vec<TriggerFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,4 +181,107 @@ pub struct LogFile {
     /// One JSON line per request on stdout (default true).
     pub access: Option<bool>,
     pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsFile {
+    /// This node's name in events (default: the host name).
+    pub node: Option<String>,
+    /// Events waiting to be dispatched to sinks; past it new events are dropped and counted.
+    pub queue: Option<usize>,
+    /// Without any, events go to SQLite in the data directory.
+    #[serde(default)]
+    pub sinks: Vec<SinkFile>,
+}
+
+/// One sink. Every type shares this table; `compile` refuses keys that do not belong to the sink's type.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkFile {
+    pub name: Option<S<String>>,
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    /// "events", "alerts" or "all".
+    pub deliver: Option<S<String>>,
+    pub when: Option<FilterFile>,
+    pub buffer: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub flush_interval: Option<S<String>>,
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<S<String>>,
+    // sqlite, jsonl
+    pub path: Option<S<String>>,
+    pub retention: Option<S<String>>,
+    pub max_size: Option<S<String>>,
+    pub keep: Option<usize>,
+    // syslog
+    pub addr: Option<S<String>>,
+    pub transport: Option<S<String>>,
+    pub format: Option<S<String>>,
+    pub facility: Option<S<String>>,
+    pub app_name: Option<String>,
+    pub ca_file: Option<S<String>>,
+    pub server_name: Option<S<String>>,
+    // webhook, slack, pagerduty, postgres
+    pub url: Option<S<String>>,
+    pub secret: Option<S<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+    pub batch: Option<bool>,
+    pub routing_key: Option<S<String>>,
+    pub table: Option<S<String>>,
+}
+
+/// Which events a trigger counts or a sink receives. Every list is "any of"; lists combine with "and".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterFile {
+    #[serde(default)]
+    pub kind: Vec<S<String>>,
+    #[serde(default)]
+    pub class: Vec<String>,
+    #[serde(default)]
+    pub rule_id: Vec<String>,
+    #[serde(default)]
+    pub route: Vec<String>,
+    #[serde(default)]
+    pub action: Vec<S<String>>,
+    #[serde(default)]
+    pub client: Vec<S<String>>,
+    #[serde(default)]
+    pub method: Vec<String>,
+    #[serde(default)]
+    pub host: Vec<String>,
+    #[serde(default)]
+    pub status: Vec<u16>,
+    #[serde(default)]
+    pub fingerprint: Vec<String>,
+    pub min_score: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerFile {
+    pub name: S<String>,
+    #[serde(default)]
+    pub when: FilterFile,
+    /// client_ip, route, host, path, session, fingerprint, class, rule_id or global.
+    pub group_by: Option<S<String>>,
+    pub window: Option<S<String>>,
+    /// The trigger fires when this many matching events with one key fall in the window.
+    pub threshold: S<u64>,
+    pub cooldown: Option<S<String>>,
+    pub severity: Option<S<String>>,
+    #[serde(default)]
+    pub notify: Vec<S<String>>,
+    /// Ban the key (group_by = "client_ip") for this long.
+    pub ban: Option<S<String>>,
+    /// Switch the event's route to this mode.
+    pub route_mode: Option<S<String>>,
+    /// Raise the event's route to this detection sensitivity (low, medium, high, paranoid).
+    pub sensitivity: Option<S<String>>,
+    /// How long a route_mode or sensitivity change lasts (default 1h).
+    pub revert_after: Option<S<String>>,
+    pub max_keys: Option<usize>,
 }

@@ -5,6 +5,7 @@
 //! - [`compile`](crate::compile): checks every value and reference and builds the [`Policy`], collecting
 //!   every error as a [`Diagnostic`] with file, line, column and hint;
 //! - [`routes`]: the compiled route table and its matcher (host, then exact / template / prefix path);
+//! - [`events`]: where events go (sinks) and what acts on them (triggers);
 //! - [`units`]: durations and sizes.
 //!
 //! A `Policy` never changes after it is built. Reload builds a new one off the hot path and the proxy swaps
@@ -12,6 +13,7 @@
 
 mod compile;
 pub mod diag;
+pub mod events;
 pub mod file;
 pub mod routes;
 pub mod units;
@@ -39,6 +41,7 @@ pub struct Policy {
     pub console: Console,
     pub log: LogSettings,
     pub data_dir: PathBuf,
+    pub events: events::EventSettings,
     /// The file this policy came from, if any (embedded defaults have none).
     pub source: Option<PathBuf>,
 }
