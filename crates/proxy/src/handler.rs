@@ -36,6 +36,26 @@ struct Outcome {
     body_uninspected: bool,
     /// The client as resolved through trusted proxies, once known.
     client_ip: Option<IpAddr>,
+    /// Set where the request will be recorded as an event (block, monitor, reject): what the event needs
+    /// from the request that the handler no longer has once the request has gone upstream.
+    event: Option<EventFacts>,
+}
+
+struct EventFacts {
+    host: String,
+    user_agent: Option<HeaderValue>,
+    /// For HTTP-layer refusals: the rule that refused it.
+    refusal: Option<(&'static str, &'static str)>,
+}
+
+impl EventFacts {
+    fn of(parts: &http::request::Parts, refusal: Option<(&'static str, &'static str)>) -> Self {
+        EventFacts {
+            host: headers::request_host(parts).to_string(),
+            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+            refusal,
+        }
+    }
 }
 
 impl Outcome {
@@ -47,6 +67,7 @@ impl Outcome {
             upstream_target: None,
             body_uninspected: false,
             client_ip: None,
+            event: None,
         }
     }
 }
@@ -91,6 +112,18 @@ pub async fn handle(
         .request_duration
         .get_or_create(&Label("route", route.clone()))
         .observe(elapsed.as_secs_f64());
+    if let (Some(facts), Some(bus)) = (&outcome.event, shared.events()) {
+        bus.emit(request_event(
+            &outcome,
+            facts,
+            &conn,
+            &request_id,
+            method.as_str(),
+            &path_for_log,
+            status,
+            elapsed,
+        ));
+    }
     if let (true, Some(log)) = (rt.policy.log.access, shared.access_log()) {
         use crate::access_log::json_str;
         use std::io::Write;
@@ -160,7 +193,10 @@ async fn pipeline(
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        return (resp, Outcome::new("reject"));
+        let mut outcome = Outcome::new("reject");
+        outcome.client_ip = Some(headers::client_ip(conn.client, &parts.headers, &policy.trusted_proxies));
+        outcome.event = Some(EventFacts::of(&parts, Some(("protocol", reject.rule_id()))));
+        return (resp, outcome);
     }
 
     let host = headers::request_host(&parts).to_string();
@@ -180,6 +216,19 @@ async fn pipeline(
     let client_ip = headers::client_ip(hop, &parts.headers, &policy.trusted_proxies);
     outcome.client_ip = Some(client_ip);
 
+    // Banned clients are refused before their body is read. The ban itself was recorded as an event; the
+    // requests refused while it holds are counted in metrics (action "banned"), not recorded one by one.
+    if shared.bans.banned(client_ip).is_some() {
+        outcome.action = "banned";
+        return (block_response(rt, request_id), outcome);
+    }
+    // A trigger may have switched the route's mode or raised its sensitivity for a while.
+    let overrides = shared.overrides.get(&route.name);
+    let mode = match overrides.mode {
+        Some(m) if route.mode != Mode::Off => m,
+        _ => route.mode,
+    };
+
     // Hard size cap, whatever the mode, when the length is declared up front.
     let declared_len = parts
         .headers
@@ -189,6 +238,7 @@ async fn pipeline(
     if let (Some(max), Some(len)) = (route.body.max_size, declared_len) {
         if len > max {
             outcome.action = "too_large";
+            outcome.event = Some(EventFacts::of(&parts, Some(("limit", "HTTP-BODY-MAX-SIZE"))));
             return (
                 error_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -205,12 +255,12 @@ async fn pipeline(
     let (upstream_body, inspected, truncated) = if !has_body {
         // Empty, not an empty stream: it can be replayed, so a GET may be retried on another target.
         (ProxyBody::Empty, Bytes::new(), false)
-    } else if route.mode == Mode::Off && declared_len.is_none_or(|n| n > HOLD_SMALL_BODY) {
+    } else if mode == Mode::Off && declared_len.is_none_or(|n| n > HOLD_SMALL_BODY) {
         (stream_body(None, body, route), Bytes::new(), false)
     } else {
         // Uninspected small bodies are held too: one write upstream instead of one per frame, and the
         // request can be retried on another target.
-        let limit = if route.mode == Mode::Off {
+        let limit = if mode == Mode::Off {
             HOLD_SMALL_BODY as usize
         } else {
             route.body.inspect_limit
@@ -218,8 +268,9 @@ async fn pipeline(
         match collect_prefix(body, limit, declared_len).await {
             Ok(Collected::Complete { data, trailers }) => (ProxyBody::buffered(data.clone(), trailers), data, false),
             Ok(Collected::Overflow { prefix, rest }) => {
-                if route.mode == Mode::Block && route.body.oversize == Oversize::Block {
+                if mode == Mode::Block && route.body.oversize == Oversize::Block {
                     outcome.action = "too_large";
+                    outcome.event = Some(EventFacts::of(&parts, Some(("limit", "HTTP-BODY-INSPECT-LIMIT"))));
                     let mut resp = error_response(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "request body exceeds the inspection limit",
@@ -251,6 +302,7 @@ async fn pipeline(
     if let (Some(max), false) = (route.body.max_size, truncated) {
         if inspected.len() as u64 > max {
             outcome.action = "too_large";
+            outcome.event = Some(EventFacts::of(&parts, Some(("limit", "HTTP-BODY-MAX-SIZE"))));
             return (
                 error_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -262,7 +314,7 @@ async fn pipeline(
         }
     }
 
-    if route.mode != Mode::Off {
+    if mode != Mode::Off {
         let inspection = rt.inspector.inspect(&RequestContext {
             route,
             parts: &parts,
@@ -270,10 +322,11 @@ async fn pipeline(
             body_truncated: truncated,
             client_ip,
         });
-        let attack = inspection.attack;
+        let attack = inspection.attack || overrides.threshold.is_some_and(|t| inspection.score >= t);
         outcome.inspection = Some(inspection);
         if attack {
-            if route.mode == Mode::Block {
+            outcome.event = Some(EventFacts::of(&parts, None));
+            if mode == Mode::Block {
                 outcome.action = "block";
                 return (block_response(rt, request_id), outcome);
             }
@@ -479,6 +532,65 @@ fn block_response(rt: &Runtime, request_id: &str) -> Response<RespBody> {
         }
     }
     resp
+}
+
+/// The event for a request that was blocked, monitored or refused.
+#[allow(clippy::too_many_arguments)]
+fn request_event(
+    outcome: &Outcome,
+    facts: &EventFacts,
+    conn: &ConnInfo,
+    request_id: &str,
+    method: &str,
+    path: &str,
+    status: u16,
+    elapsed: std::time::Duration,
+) -> rampart_events::Event {
+    use rampart_events::{Action, Event, EventKind, Finding};
+    let action = match outcome.action {
+        "block" => Action::Block,
+        "monitor" => Action::Monitor,
+        _ => Action::Reject,
+    };
+    let mut e = Event::new(EventKind::Request, action);
+    e.request_id = request_id.to_string();
+    e.client_ip = outcome.client_ip.unwrap_or(conn.client).to_string();
+    e.method = method.to_string();
+    e.host.clone_from(&facts.host);
+    e.path = path.to_string();
+    e.route = outcome.route.as_deref().unwrap_or("").to_string();
+    e.status = status;
+    e.latency_us = elapsed.as_micros() as u64;
+    e.user_agent = facts
+        .user_agent
+        .as_ref()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(256).collect());
+    if let Some(i) = &outcome.inspection {
+        e.score = i.score;
+        e.findings = i
+            .findings
+            .iter()
+            .map(|f| Finding {
+                class: f.class.clone(),
+                rule_id: f.rule_id.clone(),
+                score: f.score,
+                point: f.point.clone(),
+                evidence: f.evidence.clone(),
+                decode_chain: f.decode_chain.iter().map(|d| d.to_string()).collect(),
+            })
+            .collect();
+    }
+    if let Some((class, rule_id)) = facts.refusal {
+        e.findings.push(Finding {
+            class: class.to_string(),
+            rule_id: rule_id.to_string(),
+            score: 0,
+            point: "request".to_string(),
+            evidence: String::new(),
+            decode_chain: Vec::new(),
+        });
+    }
+    e
 }
 
 /// The current time as RFC 3339 with microseconds, UTC.

@@ -38,6 +38,21 @@ impl Reject {
         }
     }
 
+    /// The rule id of the refusal in events (docs/rules.md, "HTTP layer").
+    pub fn rule_id(self) -> &'static str {
+        match self {
+            Reject::Smuggling => "HTTP-SMUGGLING",
+            Reject::BadContentLength => "HTTP-BAD-CONTENT-LENGTH",
+            Reject::MissingHost => "HTTP-MISSING-HOST",
+            Reject::DuplicateHost => "HTTP-DUPLICATE-HOST",
+            Reject::UriTooLong => "HTTP-URI-TOO-LONG",
+            Reject::TooManyHeaders => "HTTP-TOO-MANY-HEADERS",
+            Reject::BareLineFeed => "HTTP-BARE-LF",
+            Reject::MalformedHead => "HTTP-MALFORMED-HEAD",
+            Reject::HeadTooLarge => "HTTP-HEAD-TOO-LARGE",
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             Reject::Smuggling => "smuggling",

@@ -10,6 +10,7 @@
 //! - [`headers`]: smuggling checks, hop-by-hop removal, forwarding headers, client IP;
 //! - [`body`]: streaming bodies with a bounded inspected prefix;
 //! - [`upstream`]: pools, balancing, health checks, passive ejection;
+//! - [`overrides`]: temporary route changes made by triggers (mode, sensitivity);
 //! - [`runtime`]: the policy + pools + inspector snapshot that reloads swap atomically;
 //! - [`reload`]: file watching and SIGHUP;
 //! - [`inspect`]: the seam to the detection engine;
@@ -25,6 +26,7 @@ pub mod handler;
 pub mod headers;
 pub mod inspect;
 pub mod metrics;
+pub mod overrides;
 pub mod proxy_protocol;
 pub mod reload;
 pub mod runtime;

@@ -29,6 +29,12 @@ pub struct Shared {
     factory: Arc<dyn InspectorFactory>,
     generation: AtomicU64,
     access_log: std::sync::OnceLock<crate::access_log::AccessLog>,
+    events: std::sync::OnceLock<rampart_events::EventBus>,
+    installed: tokio::sync::watch::Sender<u64>,
+    /// Addresses refused at the request stage until their ban lapses (set by triggers).
+    pub bans: Arc<rampart_guard::BanList>,
+    /// Run-time route changes made by triggers (mode, sensitivity), kept across reloads.
+    pub overrides: Arc<crate::overrides::RouteOverrides>,
 }
 
 impl Shared {
@@ -45,7 +51,20 @@ impl Shared {
             factory,
             generation: AtomicU64::new(1),
             access_log: std::sync::OnceLock::new(),
+            events: std::sync::OnceLock::new(),
+            installed: tokio::sync::watch::Sender::new(1),
+            bans: Arc::new(rampart_guard::BanList::new()),
+            overrides: Arc::new(crate::overrides::RouteOverrides::default()),
         }))
+    }
+
+    /// Sets where events go (once; without it, events are not recorded).
+    pub fn set_events(&self, bus: rampart_events::EventBus) {
+        let _ = self.events.set(bus);
+    }
+
+    pub fn events(&self) -> Option<&rampart_events::EventBus> {
+        self.events.get().filter(|b| b.is_enabled())
     }
 
     /// Sets where access log lines go (once; without it, routes with `log.access` log nothing).
@@ -55,6 +74,12 @@ impl Shared {
 
     pub fn access_log(&self) -> Option<&crate::access_log::AccessLog> {
         self.access_log.get()
+    }
+
+    /// Changes whenever a new policy is installed (its generation): parts of the process that keep state
+    /// outside the runtime (the events pipeline's triggers) follow reloads through it.
+    pub fn installed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.installed.subscribe()
     }
 
     pub fn load(&self) -> Arc<Runtime> {
@@ -77,6 +102,7 @@ impl Shared {
                     tracing::warn!("listener changes take effect on restart; the running listeners stay");
                 }
                 self.runtime.store(Arc::new(rt));
+                self.installed.send_replace(generation);
                 self.metrics
                     .reloads
                     .get_or_create(&Label("result", Arc::from("ok")))
