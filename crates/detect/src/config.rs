@@ -14,6 +14,24 @@ pub enum Sensitivity {
     Paranoid,
 }
 
+impl std::str::FromStr for Sensitivity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "low" => Sensitivity::Low,
+            "medium" => Sensitivity::Medium,
+            "high" => Sensitivity::High,
+            "paranoid" => Sensitivity::Paranoid,
+            other => {
+                return Err(format!(
+                    "`{other}` is not a sensitivity level (low, medium, high, paranoid)"
+                ))
+            }
+        })
+    }
+}
+
 impl Sensitivity {
     /// The anomaly threshold of the level: a request blocks when the sum of
     /// its finding scores reaches it.

@@ -112,3 +112,13 @@ impl Inspector for DetectInspector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_level_a_trigger_may_set_is_a_detection_sensitivity() {
+        for level in rampart_policy::events::SENSITIVITY_LEVELS {
+            assert!(level.parse::<rampart_detect::Sensitivity>().is_ok(), "{level}");
+        }
+    }
+}

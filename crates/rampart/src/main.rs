@@ -4,6 +4,7 @@
 mod demo;
 mod detection;
 mod evaluate;
+mod events_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ Examples:
   rampart run --config rampart.toml              run with a config file (reloads on change and SIGHUP)
   rampart check --config rampart.toml            validate a config file (exit 1 on errors)
   rampart eval ../shared/corpus/*.jsonl          detection rates of the request pipeline over corpora
+  rampart events tail -f                         follow blocked and monitored requests as they happen
+  rampart events query --since 1h --class sqli   SQL injection events of the last hour
   printf 'GET /?q=1%27%20or%201=1-- HTTP/1.1\r\nHost: x\r\n\r\n' | rampart explain -
                                                  verdict and findings for one raw request";
 
@@ -76,6 +79,11 @@ enum Command {
         json: bool,
         file: Option<PathBuf>,
     },
+    /// Read recorded events and alerts (the SQLite event store).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Start a built-in sample JSON API behind the gateway (127.0.0.1:8080, console 127.0.0.1:9901).
     Demo {
         /// Gateway address.
@@ -85,6 +93,112 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9901")]
         console: String,
     },
+}
+
+/// Where the event store is, shared by the `events` subcommands.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// The SQLite events database (default: the config's sqlite sink, or ./rampart-data/events.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Config file whose sqlite sink to read.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Events matching filters, oldest first (or alerts with --alerts).
+    #[command(after_help = "Examples:\n  rampart events query --since 1h --action block\n  \
+                            rampart events query --ip 203.0.113.9 --class sqli --limit 20\n  \
+                            rampart events query --alerts --since 1d")]
+    Query {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Events at or after: a duration back from now (15m, 2h, 7d) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before: a duration back from now or an RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// block, monitor, reject, ban, limit, challenge.
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        route: Option<String>,
+        /// Client IP address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Attack class (sqli, xss, cmdi, path, ssrf, ...).
+        #[arg(long)]
+        class: Option<String>,
+        /// Rule id (docs/rules.md).
+        #[arg(long)]
+        rule: Option<String>,
+        /// The newest N matching events.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Show trigger alerts instead of events.
+        #[arg(long)]
+        alerts: bool,
+    },
+    /// The latest events; with -f, follow new ones as they are recorded.
+    Tail {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+fn events(command: EventsCommand) -> ExitCode {
+    let (store, run): (StoreArgs, Box<dyn FnOnce(PathBuf, bool) -> ExitCode>) = match command {
+        EventsCommand::Query {
+            store,
+            since,
+            until,
+            action,
+            route,
+            ip,
+            class,
+            rule,
+            limit,
+            alerts,
+        } => (
+            store,
+            Box::new(move |db, json| {
+                events_cmd::query(events_cmd::QueryArgs {
+                    db,
+                    since,
+                    until,
+                    action,
+                    route,
+                    ip,
+                    class,
+                    rule,
+                    limit,
+                    alerts,
+                    json,
+                })
+            }),
+        ),
+        EventsCommand::Tail { store, lines, follow } => (
+            store,
+            Box::new(move |db, json| events_cmd::tail(db, lines, follow, json)),
+        ),
+    };
+    match events_cmd::database(store.db, store.config.as_deref()) {
+        Ok(db) => run(db, store.json),
+        Err(e) => {
+            eprintln!("rampart events: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,6 +223,7 @@ fn main() -> ExitCode {
             corpora,
         } => evaluate::eval(config, json, misses, corpora),
         Command::Explain { config, json, file } => evaluate::explain(config, file, json),
+        Command::Events { command } => events(command),
     }
 }
 

@@ -94,6 +94,7 @@ pub async fn run(
         let dropped = shared.metrics.access_log_dropped.clone();
         shared.set_access_log(rampart_proxy::access_log::AccessLog::new(std::io::stdout(), dropped)?);
     }
+    let events = start_events(&shared, &mut registry)?;
     let gateway = Gateway::start(shared.clone()).await?;
 
     let _console_task = match console_addr {
@@ -129,7 +130,84 @@ pub async fn run(
     if left > 0 {
         tracing::warn!(connections = left, "grace period over; closing remaining connections");
     }
+    // Deliver what is buffered; a sink that is down gets one last attempt, not a backoff.
+    let flushed = tokio::task::spawn_blocking(move || events.shutdown(std::time::Duration::from_secs(5)))
+        .await
+        .unwrap_or(false);
+    if !flushed {
+        tracing::warn!("events pipeline did not finish delivering within 5s");
+    }
     Ok(())
+}
+
+/// Starts the events pipeline on the policy's `[events]` settings, wires it to the gateway (events in, bans
+/// and route changes out) and keeps its triggers in step with reloads.
+fn start_events(
+    shared: &Arc<Shared>,
+    registry: &mut prometheus_client::registry::Registry,
+) -> anyhow::Result<Arc<rampart_events::Pipeline>> {
+    let settings = shared.load().policy.events.clone();
+    let metrics = rampart_events::EventMetrics::new(registry);
+    let responder = Arc::new(GatewayResponder {
+        bans: shared.bans.clone(),
+        overrides: shared.overrides.clone(),
+    });
+    let pipeline = Arc::new(rampart_events::setup::start(&settings, metrics, responder)?);
+    shared.set_events(pipeline.bus());
+    for s in &settings.sinks {
+        tracing::info!(sink = %s.name, kind = s.kind.type_name(), "events sink");
+    }
+    let mut installed = shared.installed();
+    let follow = (shared.clone(), pipeline.clone());
+    tokio::spawn(async move {
+        let (shared, pipeline) = follow;
+        let mut sinks = settings.sinks;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                changed = installed.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let rt = shared.load();
+                    pipeline.update_triggers(&rt.policy.events.triggers);
+                    if rt.policy.events.sinks != sinks {
+                        tracing::warn!("events sink changes take effect on restart; triggers were reloaded");
+                        sinks.clone_from(&rt.policy.events.sinks);
+                    }
+                }
+                _ = tick.tick() => {
+                    // Memory hygiene: lapsed bans and route overrides.
+                    shared.bans.purge();
+                    shared.overrides.purge();
+                }
+            }
+        }
+    });
+    Ok(pipeline)
+}
+
+/// Carries out trigger actions on the running gateway.
+struct GatewayResponder {
+    bans: Arc<rampart_guard::BanList>,
+    overrides: Arc<rampart_proxy::overrides::RouteOverrides>,
+}
+
+impl rampart_events::Responder for GatewayResponder {
+    fn ban(&self, ip: std::net::IpAddr, duration: std::time::Duration) {
+        self.bans.ban(ip, duration);
+    }
+
+    fn set_route_mode(&self, route: &str, mode: rampart_policy::Mode, duration: std::time::Duration) {
+        self.overrides.set_mode(route, mode, duration);
+    }
+
+    fn set_route_sensitivity(&self, route: &str, level: &str, duration: std::time::Duration) {
+        // Validated when the policy was compiled (detection::DetectionFactory).
+        if let Ok(s) = level.parse::<rampart_detect::Sensitivity>() {
+            self.overrides.set_threshold(route, s.threshold(), duration);
+        }
+    }
 }
 
 async fn wait_for_shutdown() {
