@@ -156,6 +156,13 @@ impl Compiler<'_> {
         };
         let data_dir: std::path::PathBuf = f.data_dir.map(Into::into).unwrap_or_else(|| "./rampart-data".into());
         let events = self.events(&f.events, &f.triggers, &data_dir);
+        let state = self.state(&f.state);
+        let route_names: Vec<String> = routes.iter().map(|r: &Route| r.name.to_string()).collect();
+        let rate_limits = f
+            .rate_limits
+            .iter()
+            .filter_map(|l| self.rate_limit(l, &route_names))
+            .collect();
         Policy {
             listeners,
             upstreams,
@@ -167,6 +174,8 @@ impl Compiler<'_> {
             log,
             data_dir,
             events,
+            state,
+            rate_limits,
             source: None,
         }
     }
@@ -558,6 +567,7 @@ impl Compiler<'_> {
             timeout: self.duration(&rf.timeout, Duration::from_secs(60)),
             detection,
             detection_at,
+            max_concurrent: rf.max_concurrent.filter(|n| *n > 0),
         })
     }
 

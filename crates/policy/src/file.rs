@@ -34,6 +34,10 @@ pub struct ConfigFile {
     pub events: EventsFile,
     #[serde(default)]
     pub triggers: Vec<TriggerFile>,
+    #[serde(default)]
+    pub state: StateFile,
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +128,8 @@ pub struct RouteFile {
     pub timeout: Option<S<String>>,
     /// Kept as raw TOML here: the detection engine owns its schema (see the detect crate).
     pub detection: Option<S<toml::Value>>,
+    /// Requests in flight on this route (per node) past which new ones are answered 503.
+    pub max_concurrent: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,4 +290,49 @@ pub struct TriggerFile {
     /// How long a route_mode or sensitivity change lasts (default 1h).
     pub revert_after: Option<S<String>>,
     pub max_keys: Option<usize>,
+}
+
+/// Where state shared across requests (rate-limit counters) lives.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateFile {
+    /// "memory" (default) or "redis".
+    pub backend: Option<S<String>>,
+    /// redis://host:port/db (or rediss:// is refused: TLS to Redis is not supported yet).
+    pub url: Option<S<String>>,
+    /// Cluster seed nodes instead of `url`.
+    #[serde(default)]
+    pub cluster: Vec<S<String>>,
+    /// The longest a decision waits for the store (default 5ms).
+    pub timeout: Option<S<String>>,
+    /// When the store is away: "local" (decide on this node's memory), "open" (allow), "closed" (deny).
+    pub on_error: Option<S<String>>,
+    pub key_prefix: Option<String>,
+    /// Memory store bound (keys).
+    pub max_keys: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    pub name: S<String>,
+    /// Routes the limit applies to (default: all).
+    #[serde(default)]
+    pub routes: Vec<S<String>>,
+    /// What is counted together: client_ip, client_ip/24, header:NAME, cookie:NAME, query:NAME,
+    /// json:/pointer, jwt:claim, route, method, path, host. Empty: one counter for everything.
+    #[serde(default)]
+    pub key: Vec<S<String>>,
+    /// "100/1m": requests per period.
+    pub rate: S<String>,
+    /// Requests allowed at once above the steady rate (GCRA); default: the rate's count.
+    pub burst: Option<u64>,
+    /// "gcra" (default) or "window" (a fixed window counter).
+    pub algorithm: Option<S<String>>,
+    /// Count only responses with these statuses (e.g. [401] for failed logins); default: every request.
+    #[serde(default)]
+    pub count_status: Vec<u16>,
+    /// "reject" (429, default), "ban" or "log".
+    pub action: Option<S<String>>,
+    pub ban_for: Option<S<String>>,
 }

@@ -6,6 +6,7 @@
 //!   every error as a [`Diagnostic`] with file, line, column and hint;
 //! - [`routes`]: the compiled route table and its matcher (host, then exact / template / prefix path);
 //! - [`events`]: where events go (sinks) and what acts on them (triggers);
+//! - [`guard`]: the state store and keyed rate limits;
 //! - [`units`]: durations and sizes.
 //!
 //! A `Policy` never changes after it is built. Reload builds a new one off the hot path and the proxy swaps
@@ -15,6 +16,7 @@ mod compile;
 pub mod diag;
 pub mod events;
 pub mod file;
+pub mod guard;
 pub mod routes;
 pub mod units;
 
@@ -42,6 +44,8 @@ pub struct Policy {
     pub log: LogSettings,
     pub data_dir: PathBuf,
     pub events: events::EventSettings,
+    pub state: guard::StateSettings,
+    pub rate_limits: Vec<guard::RateLimitSpec>,
     /// The file this policy came from, if any (embedded defaults have none).
     pub source: Option<PathBuf>,
 }

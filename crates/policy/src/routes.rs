@@ -111,6 +111,8 @@ pub struct Route {
     pub detection: Option<toml::Value>,
     /// Line and column of the `detection` table, for errors the detection engine finds in it.
     pub detection_at: (usize, usize),
+    /// Requests in flight on this route (per node) past which new ones are answered 503.
+    pub max_concurrent: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +167,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             detection: None,
             detection_at: (0, 0),
+            max_concurrent: None,
         }
     }
 
