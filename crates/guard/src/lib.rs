@@ -1,13 +1,21 @@
 //! Behaviour across requests.
 //!
 //! Module map:
-//! - [`bans`]: addresses banned for a while (by a trigger, later by abuse detectors), checked by the proxy
-//!   on every request.
+//! - [`store`]: the [`StateStore`] trait (GCRA cells and window counters) and the in-memory store;
+//! - [`redis_store`]: the Redis / Valkey store (standalone or Cluster), one Lua script per decision;
+//! - [`guarded`]: a deadline and a fallback (local, open or closed) around the shared store;
+//! - [`limits`]: keyed rate limits compiled from the policy, and their decisions;
+//! - [`bans`]: addresses banned for a while, checked by the proxy on every request.
 //!
-//! Keyed rate limits, credential-stuffing, enumeration and SMS-pumping detectors, and the `StateStore`
-//! that shares their state across a fleet (Redis / Valkey), come next (issue 7); the ban list will then be
-//! backed by that store with this in-memory list as the local cache.
+//! Credential-stuffing, enumeration and SMS-pumping detectors build on the same store (issue 7, next).
 
 pub mod bans;
+pub mod guarded;
+pub mod limits;
+pub mod redis_store;
+pub mod store;
 
 pub use bans::BanList;
+pub use guarded::{GuardMetrics, Guarded};
+pub use limits::{LimitOutcome, RateLimiter, RequestFacts};
+pub use store::{Decision, Gcra, MemoryStore, StateStore, StoreError};

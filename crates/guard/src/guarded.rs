@@ -1,0 +1,234 @@
+//! A store with a deadline: every decision answers within the configured timeout (default 5 ms), whatever
+//! the shared store does.
+//!
+//! When the shared store fails or is late, the decision falls back by `on_error` (decide on this node's
+//! memory, allow, or deny) and a breaker keeps the next decisions off the shared store for a short while, so
+//! an outage costs one timeout, not one per request. After the pause one decision probes the store again;
+//! when it answers, decisions go back to it.
+
+use crate::store::{Decision, Gcra, MemoryStore, StateStore, StoreError};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use rampart_policy::guard::OnStoreError;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long decisions stay off the shared store after it failed.
+const BREAKER_PAUSE: Duration = Duration::from_millis(500);
+
+#[derive(Default)]
+pub struct GuardMetrics {
+    /// Decisions by store answer: `store` (the shared store answered), `fallback` (it did not).
+    pub decisions: Family<[(&'static str, &'static str); 1], Counter>,
+    pub store_errors: Counter,
+}
+
+impl GuardMetrics {
+    pub fn new(registry: &mut Registry) -> Arc<Self> {
+        let m = Arc::new(GuardMetrics::default());
+        registry.register(
+            "rampart_state_decisions",
+            "Limit decisions by where they were decided (store, fallback)",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "rampart_state_store_errors",
+            "Shared state store failures and timeouts",
+            m.store_errors.clone(),
+        );
+        m
+    }
+}
+
+pub struct Guarded {
+    shared: Option<Arc<dyn StateStore>>,
+    local: MemoryStore,
+    timeout: Duration,
+    on_error: OnStoreError,
+    /// Microseconds since `epoch` until which the shared store is skipped.
+    paused_until: AtomicI64,
+    epoch: Instant,
+    metrics: Arc<GuardMetrics>,
+}
+
+/// A decision and where it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer<T> {
+    pub value: T,
+    /// The shared store did not answer; the fallback decided.
+    pub fallback: bool,
+}
+
+impl Guarded {
+    /// `shared`: None for the memory backend (the local store is then the store).
+    pub fn new(
+        shared: Option<Arc<dyn StateStore>>,
+        max_keys: usize,
+        timeout: Duration,
+        on_error: OnStoreError,
+        metrics: Arc<GuardMetrics>,
+    ) -> Self {
+        Guarded {
+            shared,
+            local: MemoryStore::new(max_keys),
+            timeout,
+            on_error,
+            paused_until: AtomicI64::new(0),
+            epoch: Instant::now(),
+            metrics,
+        }
+    }
+
+    pub fn memory(max_keys: usize) -> Self {
+        Self::new(
+            None,
+            max_keys,
+            Duration::from_millis(5),
+            OnStoreError::Local,
+            Arc::new(GuardMetrics::default()),
+        )
+    }
+
+    pub fn on_error(&self) -> OnStoreError {
+        self.on_error
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.shared.as_ref().map_or("memory", |s| s.kind())
+    }
+
+    fn now_us(&self) -> i64 {
+        self.epoch.elapsed().as_micros() as i64
+    }
+
+    /// The shared store, unless there is none or the breaker holds it off.
+    fn usable(&self) -> Option<&Arc<dyn StateStore>> {
+        let s = self.shared.as_ref()?;
+        (self.now_us() >= self.paused_until.load(Ordering::Relaxed)).then_some(s)
+    }
+
+    fn failed(&self, e: &StoreError) {
+        self.metrics.store_errors.inc();
+        let until = self.now_us() + BREAKER_PAUSE.as_micros() as i64;
+        let before = self.paused_until.swap(until, Ordering::Relaxed);
+        if before <= self.now_us() - BREAKER_PAUSE.as_micros() as i64 {
+            tracing::warn!(error = %e, fallback = ?self.on_error, "state store failed; deciding without it for now");
+        }
+    }
+
+    fn count(&self, where_: &'static str) {
+        self.metrics.decisions.get_or_create(&[("decided_by", where_)]).inc();
+    }
+
+    pub async fn gcra(&self, key: &str, limit: Gcra, cost: u32) -> Answer<Decision> {
+        if let Some(s) = self.usable() {
+            let r = tokio::time::timeout(self.timeout, s.gcra(key, limit, cost)).await;
+            match r.unwrap_or(Err(StoreError::Timeout(self.timeout))) {
+                Ok(d) => {
+                    self.count("store");
+                    return Answer {
+                        value: d,
+                        fallback: false,
+                    };
+                }
+                Err(e) => self.failed(&e),
+            }
+        } else if self.shared.is_none() {
+            self.count("memory");
+            return Answer {
+                value: self.local.gcra_now(key, limit, cost),
+                fallback: false,
+            };
+        }
+        self.count("fallback");
+        let value = match self.on_error {
+            OnStoreError::Local => self.local.gcra_now(key, limit, cost),
+            OnStoreError::Open => Decision::ALLOW,
+            OnStoreError::Closed => Decision {
+                allowed: false,
+                retry_after: BREAKER_PAUSE,
+            },
+        };
+        Answer { value, fallback: true }
+    }
+
+    /// Window counter; `None` count in the answer means "denied by a closed store".
+    pub async fn window(&self, key: &str, window: Duration, add: u64) -> Answer<Option<(u64, Duration)>> {
+        if let Some(s) = self.usable() {
+            let r = tokio::time::timeout(self.timeout, s.window(key, window, add)).await;
+            match r.unwrap_or(Err(StoreError::Timeout(self.timeout))) {
+                Ok(v) => {
+                    self.count("store");
+                    return Answer {
+                        value: Some(v),
+                        fallback: false,
+                    };
+                }
+                Err(e) => self.failed(&e),
+            }
+        } else if self.shared.is_none() {
+            self.count("memory");
+            return Answer {
+                value: Some(self.local.window_now(key, window, add)),
+                fallback: false,
+            };
+        }
+        self.count("fallback");
+        let value = match self.on_error {
+            OnStoreError::Local => Some(self.local.window_now(key, window, add)),
+            OnStoreError::Open => Some((0, window)),
+            OnStoreError::Closed => None,
+        };
+        Answer { value, fallback: true }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreFuture;
+
+    /// A store that never answers.
+    struct Hung;
+    impl StateStore for Hung {
+        fn gcra<'a>(&'a self, _: &'a str, _: Gcra, _: u32) -> StoreFuture<'a, Decision> {
+            Box::pin(std::future::pending())
+        }
+        fn window<'a>(&'a self, _: &'a str, _: Duration, _: u64) -> StoreFuture<'a, (u64, Duration)> {
+            Box::pin(std::future::pending())
+        }
+        fn kind(&self) -> &'static str {
+            "hung"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hung_store_costs_one_timeout_then_the_fallback_decides() {
+        let g = Gcra::new(2, Duration::from_secs(60), 2);
+        for (mode, allowed_of_5) in [
+            (OnStoreError::Local, 2),
+            (OnStoreError::Open, 5),
+            (OnStoreError::Closed, 0),
+        ] {
+            let store = Guarded::new(
+                Some(Arc::new(Hung)),
+                100,
+                Duration::from_millis(5),
+                mode,
+                Arc::new(GuardMetrics::default()),
+            );
+            let t = Instant::now();
+            let mut allowed = 0;
+            for _ in 0..5 {
+                let a = store.gcra("k", g, 1).await;
+                assert!(a.fallback);
+                allowed += usize::from(a.value.allowed);
+            }
+            assert_eq!(allowed, allowed_of_5, "{mode:?}");
+            assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+            assert_eq!(store.metrics.store_errors.get(), 1, "the breaker holds the store off");
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The Redis store against a real redis-server: the same semantics as the memory store, exact counts
+//! across two clients (two nodes), and the guarded store's behaviour through an outage.
+
+#[path = "support/redis.rs"]
+mod support;
+
+use rampart_guard::guarded::{GuardMetrics, Guarded};
+use rampart_guard::redis_store::RedisStore;
+use rampart_guard::store::{Gcra, StateStore};
+use rampart_policy::guard::OnStoreError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::RedisServer;
+
+async fn connected(server: &RedisServer) -> Arc<RedisStore> {
+    let s = RedisStore::standalone(&server.url()).unwrap();
+    s.connect().await.unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcra_and_windows_behave_like_the_memory_store() {
+    let Some(server) = RedisServer::start() else { return };
+    let s = connected(&server).await;
+    let g = Gcra::new(10, Duration::from_secs(1), 5);
+    let mut allowed = 0;
+    for _ in 0..20 {
+        allowed += usize::from(s.gcra("rampart:test:{a}", g, 1).await.unwrap().allowed);
+    }
+    assert_eq!(allowed, 5, "the burst");
+    let d = s.gcra("rampart:test:{a}", g, 1).await.unwrap();
+    assert!(!d.allowed);
+    assert!(
+        d.retry_after > Duration::ZERO && d.retry_after <= Duration::from_millis(100),
+        "{d:?}"
+    );
+    // A peek does not count.
+    assert!(!s.gcra("rampart:test:{a}", g, 0).await.unwrap().allowed);
+    tokio::time::sleep(Duration::from_millis(110)).await;
+    assert!(s.gcra("rampart:test:{a}", g, 0).await.unwrap().allowed);
+    assert!(s.gcra("rampart:test:{a}", g, 1).await.unwrap().allowed);
+    assert!(!s.gcra("rampart:test:{a}", g, 1).await.unwrap().allowed);
+
+    let w = Duration::from_secs(60);
+    assert_eq!(s.window("rampart:test:{w}", w, 1).await.unwrap().0, 1);
+    assert_eq!(s.window("rampart:test:{w}", w, 4).await.unwrap().0, 5);
+    let (n, left) = s.window("rampart:test:{w}", w, 0).await.unwrap();
+    assert_eq!(n, 5);
+    assert!(left <= w);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_exact_limit() {
+    let Some(server) = RedisServer::start() else { return };
+    let (a, b) = (connected(&server).await, connected(&server).await);
+    let w = Duration::from_secs(3600);
+    let limit = 500u64;
+    let run = |s: Arc<RedisStore>| async move {
+        let mut allowed = 0u64;
+        for _ in 0..1000 {
+            let (n, _) = s.window("rampart:test:{shared}", w, 1).await.unwrap();
+            allowed += u64::from(n <= limit);
+        }
+        allowed
+    };
+    let (x, y) = tokio::join!(tokio::spawn(run(a)), tokio::spawn(run(b)));
+    assert_eq!(x.unwrap() + y.unwrap(), limit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_costs_at_most_the_timeout_and_the_store_comes_back() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let store = RedisStore::standalone(&server.url()).unwrap();
+    store.connect().await.unwrap();
+    let metrics = Arc::new(GuardMetrics::default());
+    let guarded = Guarded::new(
+        Some(store.clone()),
+        1000,
+        Duration::from_millis(5),
+        OnStoreError::Closed,
+        metrics.clone(),
+    );
+    let g = Gcra::new(1000, Duration::from_secs(1), 1000);
+    assert!(!guarded.gcra("rampart:test:{o}", g, 1).await.fallback);
+
+    server.kill();
+    let mut times = Vec::new();
+    let mut fallbacks = 0;
+    for _ in 0..2000 {
+        let t = Instant::now();
+        let a = guarded.gcra("rampart:test:{o}", g, 1).await;
+        times.push(t.elapsed());
+        if a.fallback {
+            fallbacks += 1;
+            assert!(!a.value.allowed, "fail closed");
+        }
+    }
+    times.sort();
+    let p99 = times[times.len() * 99 / 100];
+    assert!(p99 < Duration::from_millis(5), "p99 decision time {p99:?}");
+    assert!(fallbacks > 1900, "{fallbacks}");
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let a = guarded.gcra("rampart:test:{o}", g, 1).await;
+        if !a.fallback {
+            assert!(a.value.allowed);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
