@@ -39,6 +39,8 @@ struct Outcome {
     /// Set where the request will be recorded as an event (block, monitor, reject): what the event needs
     /// from the request that the handler no longer has once the request has gone upstream.
     event: Option<EventFacts>,
+    /// Rate limits that count responses, to count once the status is known.
+    pending_counts: Vec<rampart_guard::limits::PendingCount>,
 }
 
 struct EventFacts {
@@ -46,6 +48,8 @@ struct EventFacts {
     user_agent: Option<HeaderValue>,
     /// For HTTP-layer refusals: the rule that refused it.
     refusal: Option<(&'static str, &'static str)>,
+    /// For behaviour decisions (rate limits, bans): what was done and why.
+    behaviour: Option<(rampart_events::Action, String)>,
 }
 
 impl EventFacts {
@@ -54,6 +58,14 @@ impl EventFacts {
             host: headers::request_host(parts).to_string(),
             user_agent: parts.headers.get(header::USER_AGENT).cloned(),
             refusal,
+            behaviour: None,
+        }
+    }
+
+    fn behaviour(parts: &http::request::Parts, action: rampart_events::Action, reason: String) -> Self {
+        EventFacts {
+            behaviour: Some((action, reason)),
+            ..Self::of(parts, None)
         }
     }
 }
@@ -68,6 +80,7 @@ impl Outcome {
             body_uninspected: false,
             client_ip: None,
             event: None,
+            pending_counts: Vec::new(),
         }
     }
 }
@@ -85,7 +98,7 @@ pub async fn handle(
     // An HTTP/1 protocol-switch attempt (hyper treats any Upgrade header, and CONNECT, as one).
     let switch_attempt = req.version() != http::Version::HTTP_2
         && (req.headers().contains_key(header::UPGRADE) || method == http::Method::CONNECT);
-    let (mut resp, outcome) = pipeline(req, &conn, &shared, &rt, &request_id).await;
+    let (mut resp, mut outcome) = pipeline(req, &conn, &shared, &rt, &request_id).await;
     if switch_attempt && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The raw-head checks stopped at the switch attempt (see `framing`): when no switch happens, no
         // further request is read from this connection.
@@ -96,6 +109,11 @@ pub async fn handle(
         resp.headers_mut().insert(headers::X_REQUEST_ID.clone(), v);
     }
     let status = resp.status().as_u16();
+    if !outcome.pending_counts.is_empty() {
+        // Limits that count responses (failed logins, 404 runs): counted off the response path.
+        let (rt, shared, pending) = (rt.clone(), shared.clone(), std::mem::take(&mut outcome.pending_counts));
+        tokio::spawn(async move { rt.limiter.count_response(&shared.state, &pending, status).await });
+    }
     let route = outcome.route.clone().unwrap_or_else(|| Arc::from("-"));
     let elapsed = start.elapsed();
     shared
@@ -229,6 +247,45 @@ async fn pipeline(
         _ => route.mode,
     };
 
+    // Per-route concurrency cap (this node), held until the response head.
+    let _in_flight = match (rt.in_flight.get(&route.name), route.max_concurrent) {
+        (Some(counter), Some(max)) => match InFlight::enter(counter, max) {
+            Some(g) => Some(g),
+            None => {
+                outcome.action = "overloaded";
+                let mut resp = error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "route at its concurrency limit",
+                    request_id,
+                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return (resp, outcome);
+            }
+        },
+        _ => None,
+    };
+
+    // Rate limits keyed on the request head, before its body is read.
+    if !rt.limiter.is_empty() {
+        let facts = rampart_guard::RequestFacts {
+            parts: &parts,
+            body: None,
+            client_ip,
+            route: &route.name,
+        };
+        let stage = rampart_guard::limits::Stage::Head;
+        if let Some(hit) = rt
+            .limiter
+            .check(&shared.state, &facts, stage, &mut outcome.pending_counts)
+            .await
+        {
+            if let Some(resp) = limited(shared, rt, &parts, client_ip, mode, hit, &mut outcome, request_id) {
+                return (resp, outcome);
+            }
+        }
+    }
+
     // Hard size cap, whatever the mode, when the length is declared up front.
     let declared_len = parts
         .headers
@@ -311,6 +368,26 @@ async fn pipeline(
                 ),
                 outcome,
             );
+        }
+    }
+
+    // Rate limits keyed on the body (a JSON field).
+    if rt.limiter.needs_body(&route.name) {
+        let facts = rampart_guard::RequestFacts {
+            parts: &parts,
+            body: Some(&inspected),
+            client_ip,
+            route: &route.name,
+        };
+        let stage = rampart_guard::limits::Stage::Body;
+        if let Some(hit) = rt
+            .limiter
+            .check(&shared.state, &facts, stage, &mut outcome.pending_counts)
+            .await
+        {
+            if let Some(resp) = limited(shared, rt, &parts, client_ip, mode, hit, &mut outcome, request_id) {
+                return (resp, outcome);
+            }
         }
     }
 
@@ -534,6 +611,121 @@ fn block_response(rt: &Runtime, request_id: &str) -> Response<RespBody> {
     resp
 }
 
+/// A slot in a route's concurrency cap, released when dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicU32>);
+
+impl InFlight {
+    fn enter(counter: &Arc<std::sync::atomic::AtomicU32>, max: u32) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let mut cur = counter.load(Ordering::Relaxed);
+        loop {
+            if cur >= max {
+                return None;
+            }
+            match counter.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(InFlight(counter.clone())),
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Acts on an exceeded rate limit. Returns the response to answer with, or None when the request goes on
+/// (action `log`, or a route in monitor mode, which never blocks).
+#[allow(clippy::too_many_arguments)]
+fn limited(
+    shared: &Shared,
+    rt: &Runtime,
+    parts: &http::request::Parts,
+    client_ip: IpAddr,
+    mode: Mode,
+    hit: rampart_guard::LimitOutcome,
+    outcome: &mut Outcome,
+    request_id: &str,
+) -> Option<Response<RespBody>> {
+    use rampart_events::Action;
+    use rampart_policy::guard::{LimitAction, OnStoreError};
+    let mut reason = format!("rate limit {}: {} over the limit", hit.limit, hit.key);
+    if hit.fallback {
+        reason.push_str(" (decided without the shared state store)");
+    }
+    let action = if mode == Mode::Monitor {
+        LimitAction::Log
+    } else {
+        hit.action
+    };
+    match action {
+        LimitAction::Log => {
+            if first_report(&hit) {
+                let a = if mode == Mode::Monitor {
+                    Action::Monitor
+                } else {
+                    Action::Limit
+                };
+                outcome.event = Some(EventFacts::behaviour(parts, a, reason));
+            }
+            None
+        }
+        LimitAction::Reject => {
+            outcome.action = "limited";
+            if first_report(&hit) {
+                outcome.event = Some(EventFacts::behaviour(parts, Action::Limit, reason));
+            }
+            let closed = hit.fallback && shared.state.on_error() == OnStoreError::Closed;
+            let (status, message) = if closed {
+                (StatusCode::SERVICE_UNAVAILABLE, "rate limit state unavailable")
+            } else {
+                (StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded")
+            };
+            let mut resp = error_response(status, message, request_id);
+            let secs = hit.retry_after.as_secs() + u64::from(hit.retry_after.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Some(resp)
+        }
+        LimitAction::Ban(d) => {
+            shared.bans.ban(client_ip, d);
+            outcome.action = "banned";
+            reason.push_str(&format!("; banned for {}", humantime::format_duration(d)));
+            outcome.event = Some(EventFacts::behaviour(parts, Action::Ban, reason));
+            Some(block_response(rt, request_id))
+        }
+    }
+}
+
+/// Whether this (limit, key) has not been reported by this worker in the last 10 s: a flood that a limit
+/// holds back is one event per key every 10 s, not one per request.
+fn first_report(hit: &rampart_guard::LimitOutcome) -> bool {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::time::Duration;
+    thread_local! {
+        static REPORTED: RefCell<HashMap<(String, String), Instant>> = RefCell::new(HashMap::new());
+    }
+    REPORTED.with(|r| {
+        let mut r = r.borrow_mut();
+        let now = Instant::now();
+        if r.len() > 10_000 {
+            r.retain(|_, t| now.duration_since(*t) < Duration::from_secs(10));
+        }
+        let key = (hit.limit.clone(), hit.key.clone());
+        match r.get(&key) {
+            Some(t) if now.duration_since(*t) < Duration::from_secs(10) => false,
+            _ => {
+                r.insert(key, now);
+                true
+            }
+        }
+    })
+}
+
 /// The event for a request that was blocked, monitored or refused.
 #[allow(clippy::too_many_arguments)]
 fn request_event(
@@ -547,12 +739,21 @@ fn request_event(
     elapsed: std::time::Duration,
 ) -> rampart_events::Event {
     use rampart_events::{Action, Event, EventKind, Finding};
-    let action = match outcome.action {
-        "block" => Action::Block,
-        "monitor" => Action::Monitor,
-        _ => Action::Reject,
+    let mut e = match &facts.behaviour {
+        Some((action, reason)) => {
+            let mut e = Event::new(EventKind::Behaviour, *action);
+            e.reason = Some(reason.clone());
+            e
+        }
+        None => Event::new(
+            EventKind::Request,
+            match outcome.action {
+                "block" => Action::Block,
+                "monitor" => Action::Monitor,
+                _ => Action::Reject,
+            },
+        ),
     };
-    let mut e = Event::new(EventKind::Request, action);
     e.request_id = request_id.to_string();
     e.client_ip = outcome.client_ip.unwrap_or(conn.client).to_string();
     e.method = method.to_string();

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub uninspected_bodies: Family<Label, Counter>,
     pub reloads: Family<Label, Counter>,
     pub access_log_dropped: Counter,
+    /// Rate-limit decisions and state store failures.
+    pub guard: Arc<rampart_guard::GuardMetrics>,
 }
 
 impl Metrics {
@@ -86,6 +88,7 @@ impl Metrics {
             uninspected_bodies: Family::default(),
             reloads: Family::default(),
             access_log_dropped: Counter::default(),
+            guard: rampart_guard::GuardMetrics::new(registry),
         };
         registry.register(
             "rampart_requests",

@@ -18,6 +18,9 @@ pub struct Runtime {
     pub policy: Arc<Policy>,
     pub pools: HashMap<String, Arc<UpstreamPool>>,
     pub inspector: Arc<dyn Inspector>,
+    pub limiter: rampart_guard::RateLimiter,
+    /// Requests in flight per route that has a `max_concurrent` cap.
+    pub in_flight: HashMap<Arc<str>, Arc<std::sync::atomic::AtomicU32>>,
     pub generation: u64,
 }
 
@@ -35,6 +38,9 @@ pub struct Shared {
     pub bans: Arc<rampart_guard::BanList>,
     /// Run-time route changes made by triggers (mode, sensitivity), kept across reloads.
     pub overrides: Arc<crate::overrides::RouteOverrides>,
+    /// Where rate-limit counters live (memory, or Redis with a local fallback). Chosen at start: a
+    /// `[state]` change takes effect on restart.
+    pub state: Arc<rampart_guard::Guarded>,
 }
 
 impl Shared {
@@ -44,7 +50,9 @@ impl Shared {
         factory: Arc<dyn InspectorFactory>,
     ) -> Result<Arc<Self>, ConfigErrors> {
         let runtime = build_runtime(Arc::new(policy), None, &metrics, &*factory, 1)?;
+        let state = Arc::new(state_store(&runtime.policy, &metrics)?);
         Ok(Arc::new(Shared {
+            state,
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             ids: RequestIds::new(),
@@ -101,6 +109,9 @@ impl Shared {
                 if rt.policy.listeners != current.policy.listeners {
                     tracing::warn!("listener changes take effect on restart; the running listeners stay");
                 }
+                if rt.policy.state != current.policy.state {
+                    tracing::warn!("[state] changes take effect on restart; the running state store stays");
+                }
                 self.runtime.store(Arc::new(rt));
                 self.installed.send_replace(generation);
                 self.metrics
@@ -152,12 +163,59 @@ fn build_runtime(
         };
         pools.insert(name.clone(), pool);
     }
+    let limiter = rampart_guard::RateLimiter::new(&policy.rate_limits, &policy.state.key_prefix);
+    let in_flight = policy
+        .routes
+        .iter()
+        .filter(|r| r.max_concurrent.is_some())
+        .map(|r| (r.name.clone(), Arc::default()))
+        .collect();
     Ok(Runtime {
         policy,
         pools,
         inspector,
+        limiter,
+        in_flight,
         generation,
     })
+}
+
+/// The state store of `[state]`: memory, or Redis behind a deadline and a fallback. A Redis store
+/// connects in the background (when there is a runtime to do it on): the gateway starts whether or not
+/// Redis is up, deciding by the fallback until it is.
+fn state_store(policy: &Policy, metrics: &Metrics) -> Result<rampart_guard::Guarded, ConfigErrors> {
+    use rampart_policy::guard::StateBackend;
+    let s = &policy.state;
+    let shared: Option<Arc<dyn rampart_guard::StateStore>> = match &s.backend {
+        StateBackend::Memory => None,
+        StateBackend::Redis { .. } | StateBackend::RedisCluster { .. } => {
+            let store = match &s.backend {
+                StateBackend::Redis { url } => rampart_guard::redis_store::RedisStore::standalone(url),
+                StateBackend::RedisCluster { nodes } => rampart_guard::redis_store::RedisStore::cluster(nodes),
+                StateBackend::Memory => unreachable!(),
+            }
+            .map_err(|e| {
+                ConfigErrors(vec![Diagnostic {
+                    file: policy.source.clone().unwrap_or_else(|| PathBuf::from("<embedded>")),
+                    line: 0,
+                    column: 0,
+                    message: format!("[state]: {e}"),
+                    hint: Some("check the redis URL".into()),
+                }])
+            })?;
+            if tokio::runtime::Handle::try_current().is_ok() {
+                store.connect_in_background();
+            }
+            Some(store)
+        }
+    };
+    Ok(rampart_guard::Guarded::new(
+        shared,
+        s.max_keys,
+        s.timeout,
+        s.on_error,
+        metrics.guard.clone(),
+    ))
 }
 
 /// Request ids: a random per-process prefix and a counter. Unique across restarts and nodes with

@@ -34,7 +34,7 @@ pub fn run(listen: String, console: String) -> ExitCode {
             if let Ok(addrs) = rx.await {
                 let gw = addrs.first().map(|a| a.to_string()).unwrap_or(gateway_addr);
                 eprintln!(
-                    "\nrampart demo is running.\n\n  gateway     http://{gw}   (block mode, in front of the sample API)\n  sample API  http://{api}   (direct, unprotected)\n  console     http://{console_addr}/metrics   http://{console_addr}/healthz\n\nTry:\n  curl -s http://{gw}/api/users\n  curl -s http://{gw}/api/users/2\n  curl -s -X POST http://{gw}/api/login -H 'content-type: application/json' -d '{{\"username\":\"ada\",\"password\":\"hunter2\"}}'\n  curl -s \"http://{gw}/api/products?q=lamp\"\n  curl -s http://{console_addr}/metrics | grep rampart_requests\n\nJSON access logs follow on stdout. Ctrl-C stops.\n"
+                    "\nrampart demo is running.\n\n  gateway     http://{gw}   (block mode, in front of the sample API)\n  sample API  http://{api}   (direct, unprotected)\n  console     http://{console_addr}/metrics   http://{console_addr}/healthz\n\nTry:\n  curl -s http://{gw}/api/users\n  curl -s http://{gw}/api/users/2\n  curl -s -X POST http://{gw}/api/login -H 'content-type: application/json' -d '{{\"username\":\"ada\",\"password\":\"hunter2\"}}'\n  curl -s \"http://{gw}/api/products?q=lamp\"\n  curl -s \"http://{gw}/api/products?q=1%27%20or%201=1--\"      (blocked: SQL injection)\n  curl -s http://{console_addr}/metrics | grep rampart_requests\n  rampart events tail -f      (or: cargo run --release -- events tail -f; events are in ./rampart-data/events.db)\n\nJSON access logs follow on stdout. Ctrl-C stops.\n"
                 );
             }
         });

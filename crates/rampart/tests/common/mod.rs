@@ -182,7 +182,8 @@ pub async fn wait_for(c: &reqwest::Client, url: &str, proc: &Proc, accept: impl 
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// A backend: answers JSON naming itself, the URI and the request id it received; `/slow...` sleeps 500 ms.
+// A backend: answers JSON naming itself, the URI and the request id it received; `/slow...` sleeps 500 ms,
+// `?fail=1` is answered 401.
 
 pub struct Backend {
     pub addr: SocketAddr,
@@ -221,7 +222,14 @@ pub async fn backend(name: &'static str) -> Backend {
                             "request_id": req.headers().get("x-request-id").and_then(|v| v.to_str().ok()),
                         });
                         inf.fetch_sub(1, Ordering::SeqCst);
+                        // `?fail=1` answers 401, as a failed login does.
+                        let status = if req.uri().query().is_some_and(|q| q.contains("fail=1")) {
+                            401
+                        } else {
+                            200
+                        };
                         let resp = Response::builder()
+                            .status(status)
                             .header("content-type", "application/json")
                             .body(Full::new(Bytes::from(body.to_string())))
                             .unwrap();
