@@ -185,6 +185,38 @@ impl Guarded {
     }
 }
 
+impl Guarded {
+    /// Distinct members in the window; `None` means "denied by a closed store".
+    pub async fn distinct(&self, key: &str, window: Duration, member: &str) -> Answer<Option<u64>> {
+        if let Some(s) = self.usable() {
+            let r = tokio::time::timeout(self.timeout, s.distinct(key, window, member)).await;
+            match r.unwrap_or(Err(StoreError::Timeout(self.timeout))) {
+                Ok(v) => {
+                    self.count("store");
+                    return Answer {
+                        value: Some(v),
+                        fallback: false,
+                    };
+                }
+                Err(e) => self.failed(&e),
+            }
+        } else if self.shared.is_none() {
+            self.count("memory");
+            return Answer {
+                value: Some(self.local.distinct_now(key, window, member)),
+                fallback: false,
+            };
+        }
+        self.count("fallback");
+        let value = match self.on_error {
+            OnStoreError::Local => Some(self.local.distinct_now(key, window, member)),
+            OnStoreError::Open => Some(0),
+            OnStoreError::Closed => None,
+        };
+        Answer { value, fallback: true }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +229,9 @@ mod tests {
             Box::pin(std::future::pending())
         }
         fn window<'a>(&'a self, _: &'a str, _: Duration, _: u64) -> StoreFuture<'a, (u64, Duration)> {
+            Box::pin(std::future::pending())
+        }
+        fn distinct<'a>(&'a self, _: &'a str, _: Duration, _: &'a str) -> StoreFuture<'a, u64> {
             Box::pin(std::future::pending())
         }
         fn kind(&self) -> &'static str {

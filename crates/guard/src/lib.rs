@@ -5,16 +5,19 @@
 //! - [`redis_store`]: the Redis / Valkey store (standalone or Cluster), one Lua script per decision;
 //! - [`guarded`]: a deadline and a fallback (local, open or closed) around the shared store;
 //! - [`limits`]: keyed rate limits compiled from the policy, and their decisions;
+//! - [`abuse`]: credential stuffing / account takeover on login routes, enumeration on object routes;
 //! - [`bans`]: addresses banned for a while, checked by the proxy on every request.
 //!
-//! Credential-stuffing, enumeration and SMS-pumping detectors build on the same store (issue 7, next).
+//! SMS-pumping detection and shared ban lists build on the same store next.
 
+pub mod abuse;
 pub mod bans;
 pub mod guarded;
 pub mod limits;
 pub mod redis_store;
 pub mod store;
 
+pub use abuse::{AbuseGuard, AbuseOutcome, PendingAbuse};
 pub use bans::BanList;
 pub use guarded::{GuardMetrics, Guarded};
 pub use limits::{LimitOutcome, RateLimiter, RequestFacts};

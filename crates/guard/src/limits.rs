@@ -186,7 +186,7 @@ fn applies_to(spec: &RateLimitSpec, route: &str) -> bool {
 const MAX_KEY_PART: usize = 256;
 
 /// The raw key (for hashing) and a display form; None when a part is missing.
-fn key_of(parts: &[KeyPart], f: &RequestFacts<'_>) -> Option<(String, String)> {
+pub(crate) fn key_of(parts: &[KeyPart], f: &RequestFacts<'_>) -> Option<(String, String)> {
     let mut raw = String::new();
     let mut shown = Vec::with_capacity(parts.len());
     for p in parts {
@@ -196,7 +196,7 @@ fn key_of(parts: &[KeyPart], f: &RequestFacts<'_>) -> Option<(String, String)> {
         raw.push('\u{1f}');
         shown.push(match p {
             KeyPart::ClientIp | KeyPart::ClientPrefix(..) | KeyPart::Route | KeyPart::Method | KeyPart::Host => v,
-            KeyPart::Path => v,
+            KeyPart::Path | KeyPart::PathSegment(_) => v,
             // Values that may be credentials or personal data are shown as a short hash.
             other => {
                 let d = Sha256::digest(v.as_bytes());
@@ -217,11 +217,14 @@ fn label(p: &KeyPart) -> String {
         KeyPart::Query(q) => format!("query:{q}"),
         KeyPart::Json(j) => format!("json:{j}"),
         KeyPart::Jwt(c) => format!("jwt:{c}"),
+        KeyPart::Form(c) => format!("form:{c}"),
+        KeyPart::BasicUser => "basic:user".to_string(),
+        KeyPart::BasicPassword => "basic:password".to_string(),
         _ => String::new(),
     }
 }
 
-fn part_value(p: &KeyPart, f: &RequestFacts<'_>) -> Option<String> {
+pub(crate) fn part_value(p: &KeyPart, f: &RequestFacts<'_>) -> Option<String> {
     let ip = match f.client_ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(f.client_ip),
         v4 => v4,
@@ -273,6 +276,33 @@ fn part_value(p: &KeyPart, f: &RequestFacts<'_>) -> Option<String> {
                 serde_json::Value::Null => None,
                 other => Some(other.to_string()),
             }
+        }
+        KeyPart::Form(field) => {
+            let body = std::str::from_utf8(f.body?).ok()?;
+            body.split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(k) == *field).then(|| decode(v)).filter(|v| !v.is_empty())
+            })
+        }
+        KeyPart::PathSegment(n) => f
+            .parts
+            .uri
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .nth(n - 1)
+            .map(decode),
+        KeyPart::BasicUser | KeyPart::BasicPassword => {
+            use base64::Engine;
+            let auth = f.parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+            let (scheme, b64) = auth.trim().split_once(' ')?;
+            if !scheme.eq_ignore_ascii_case("basic") {
+                return None;
+            }
+            let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+            let text = String::from_utf8(raw).ok()?;
+            let (user, pass) = text.split_once(':')?;
+            Some(if matches!(p, KeyPart::BasicUser) { user } else { pass }.to_string()).filter(|v| !v.is_empty())
         }
         KeyPart::Jwt(claim) => {
             use base64::Engine;

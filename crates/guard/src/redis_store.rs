@@ -52,6 +52,19 @@ end
 return {c, left}
 "#;
 
+const DISTINCT_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local w = tonumber(ARGV[1])
+local id = math.floor(now / w)
+local key = KEYS[1] .. ':' .. string.format('%.0f', id)
+local left = w - (now - id * w)
+if redis.call('PFADD', key, ARGV[2]) == 1 then
+  redis.call('PEXPIRE', key, math.floor(left / 1000) + 1000)
+end
+return {redis.call('PFCOUNT', key), left}
+"#;
+
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
@@ -68,6 +81,7 @@ pub struct RedisStore {
     conn: RwLock<Option<Conn>>,
     gcra: redis::Script,
     window: redis::Script,
+    distinct: redis::Script,
     /// Connect timeout and per-command response timeout of the client (the decision timeout is applied
     /// above it, by [`crate::guarded::Guarded`]).
     io_timeout: Duration,
@@ -99,6 +113,7 @@ impl RedisStore {
             conn: RwLock::new(None),
             gcra: redis::Script::new(GCRA_LUA),
             window: redis::Script::new(WINDOW_LUA),
+            distinct: redis::Script::new(DISTINCT_LUA),
             io_timeout: Duration::from_secs(1),
         }
     }
@@ -155,9 +170,22 @@ impl RedisStore {
     }
 
     async fn invoke(&self, script: &redis::Script, key: &str, args: &[u64]) -> Result<(i64, i64), StoreError> {
+        self.invoke_with(script, key, args, None).await
+    }
+
+    async fn invoke_with(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        args: &[u64],
+        member: Option<&str>,
+    ) -> Result<(i64, i64), StoreError> {
         let mut inv = script.key(key);
         for a in args {
             inv.arg(*a);
+        }
+        if let Some(m) = member {
+            inv.arg(m);
         }
         let out: Vec<i64> = match self.conn()? {
             Conn::Single(mut c) => inv.invoke_async(&mut c).await,
@@ -193,6 +221,14 @@ impl StateStore for RedisStore {
             let w = window.as_micros().max(1) as u64;
             let (count, left) = self.invoke(&self.window, key, &[w, add]).await?;
             Ok((count.max(0) as u64, Duration::from_micros(left.max(0) as u64)))
+        })
+    }
+
+    fn distinct<'a>(&'a self, key: &'a str, window: Duration, member: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let w = window.as_micros().max(1) as u64;
+            let (count, _) = self.invoke_with(&self.distinct, key, &[w], Some(member)).await?;
+            Ok(count.max(0) as u64)
         })
     }
 

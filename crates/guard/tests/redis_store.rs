@@ -50,6 +50,21 @@ async fn gcra_and_windows_behave_like_the_memory_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_counts_are_shared_and_close() {
+    let Some(server) = RedisServer::start() else { return };
+    let (a, b) = (connected(&server).await, connected(&server).await);
+    let w = Duration::from_secs(3600);
+    for i in 0..500 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        s.distinct("rampart:test:{d}", w, &format!("user{}", i % 250))
+            .await
+            .unwrap();
+    }
+    let n = a.distinct("rampart:test:{d}", w, "user0").await.unwrap();
+    assert!((247..=253).contains(&n), "{n} distinct of 250");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_exact_limit() {
     let Some(server) = RedisServer::start() else { return };
     let (a, b) = (connected(&server).await, connected(&server).await);

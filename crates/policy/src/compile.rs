@@ -81,7 +81,7 @@ fn parse_hint(message: &str) -> Option<String> {
 
 pub(crate) struct Compiler<'a> {
     pub(crate) r: Reporter<'a>,
-    base_dir: std::path::PathBuf,
+    pub(crate) base_dir: std::path::PathBuf,
 }
 
 impl Compiler<'_> {
@@ -163,6 +163,12 @@ impl Compiler<'_> {
             .iter()
             .filter_map(|l| self.rate_limit(l, &route_names))
             .collect();
+        let logins = f.logins.iter().filter_map(|l| self.login(l, &route_names)).collect();
+        let enumeration = f
+            .enumeration
+            .iter()
+            .filter_map(|e| self.enumeration(e, &route_names))
+            .collect();
         Policy {
             listeners,
             upstreams,
@@ -176,6 +182,8 @@ impl Compiler<'_> {
             events,
             state,
             rate_limits,
+            logins,
+            enumeration,
             source: None,
         }
     }

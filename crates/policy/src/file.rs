@@ -38,6 +38,10 @@ pub struct ConfigFile {
     pub state: StateFile,
     #[serde(default)]
     pub rate_limits: Vec<RateLimitFile>,
+    #[serde(default)]
+    pub logins: Vec<LoginFile>,
+    #[serde(default)]
+    pub enumeration: Vec<EnumerationFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,6 +337,44 @@ pub struct RateLimitFile {
     #[serde(default)]
     pub count_status: Vec<u16>,
     /// "reject" (429, default), "ban" or "log".
+    pub action: Option<S<String>>,
+    pub ban_for: Option<S<String>>,
+}
+
+/// Credential stuffing / account takeover on a login route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginFile {
+    pub route: S<String>,
+    /// Where the user name is: json:/username, form:user, basic:user, header:NAME, query:NAME.
+    pub username: S<String>,
+    /// Where the password is (for the leaked-password check); hashed at once, never stored.
+    pub password: Option<S<String>>,
+    #[serde(default)]
+    pub failure_status: Vec<u16>,
+    pub window: Option<S<String>>,
+    pub max_usernames_per_ip: Option<u64>,
+    pub max_ips_per_username: Option<u64>,
+    pub max_failures_per_prefix: Option<u64>,
+    pub slow_window: Option<S<String>>,
+    pub leaked_passwords: Option<S<String>>,
+    pub action: Option<S<String>>,
+    pub ban_for: Option<S<String>>,
+}
+
+/// Enumeration / BOLA: distinct identifiers per client and 403/404 ratios.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnumerationFile {
+    pub name: String,
+    pub route: S<String>,
+    pub id: S<String>,
+    #[serde(default)]
+    pub per: Vec<S<String>>,
+    pub window: Option<S<String>>,
+    pub max_distinct: Option<u64>,
+    pub max_error_ratio: Option<f64>,
+    pub min_requests: Option<u64>,
     pub action: Option<S<String>>,
     pub ban_for: Option<S<String>>,
 }

@@ -57,6 +57,14 @@ pub enum KeyPart {
     Json(String),
     /// A claim of the bearer JWT's payload (not verified: a key, not an identity).
     Jwt(String),
+    /// A field of a form-urlencoded body.
+    Form(String),
+    /// The Nth segment of the path (1 = first).
+    PathSegment(usize),
+    /// The user name of HTTP Basic credentials.
+    BasicUser,
+    /// The password of HTTP Basic credentials (only for the leaked-password check).
+    BasicPassword,
     Route,
     Method,
     Path,
@@ -66,7 +74,7 @@ pub enum KeyPart {
 impl KeyPart {
     /// Whether the part needs the request body.
     pub fn needs_body(&self) -> bool {
-        matches!(self, KeyPart::Json(_))
+        matches!(self, KeyPart::Json(_) | KeyPart::Form(_))
     }
 }
 
@@ -151,6 +159,19 @@ fn parse_key(s: &str) -> Result<KeyPart, String> {
                 KeyPart::Json(j.to_string())
             } else if let Some(c) = s.strip_prefix("jwt:") {
                 KeyPart::Jwt(nonempty(c, "claim")?)
+            } else if let Some(f) = s.strip_prefix("form:") {
+                KeyPart::Form(nonempty(f, "form field")?)
+            } else if let Some(n) = s.strip_prefix("path:") {
+                let n: usize = n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("`{n}` is not a path segment number (1 = the first)"))?;
+                KeyPart::PathSegment(n)
+            } else if s == "basic:user" {
+                KeyPart::BasicUser
+            } else if s == "basic:password" {
+                KeyPart::BasicPassword
             } else {
                 return Err(format!("`{s}` is not a key"));
             }
@@ -159,7 +180,7 @@ fn parse_key(s: &str) -> Result<KeyPart, String> {
 }
 
 const KEY_HINT: &str = "keys: client_ip, client_ip/24, header:NAME, cookie:NAME, query:NAME, json:/pointer, \
-                        jwt:claim, route, method, path, host";
+                        form:FIELD, path:N, basic:user, jwt:claim, route, method, path, host";
 
 impl Compiler<'_> {
     pub(crate) fn state(&mut self, f: &StateFile) -> StateSettings {
@@ -326,6 +347,184 @@ impl Compiler<'_> {
     }
 }
 
+/// What an abuse detector does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbuseAction {
+    /// Answer the block response.
+    Block,
+    /// Ban the client address for this long.
+    Ban(Duration),
+    /// Record an event only.
+    Log,
+}
+
+/// Credential stuffing and account takeover on one login route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginSpec {
+    pub route: String,
+    pub username: KeyPart,
+    pub password: Option<KeyPart>,
+    /// Response statuses that mean "wrong credentials".
+    pub failure_status: Vec<u16>,
+    pub window: Duration,
+    /// Distinct user names tried from one address within `window`.
+    pub max_usernames_per_ip: u64,
+    /// Distinct addresses failing on one user name within `window`.
+    pub max_ips_per_username: u64,
+    /// Failures from one /24 (IPv6 /48) within `slow_window`: campaigns spread thin over addresses.
+    pub max_failures_per_prefix: u64,
+    pub slow_window: Duration,
+    /// A directory of Have I Been Pwned range files (`ABCDE` -> `SUFFIX:COUNT` lines).
+    pub leaked_passwords: Option<std::path::PathBuf>,
+    pub action: AbuseAction,
+}
+
+/// Enumeration / BOLA / forced browsing on one route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnumerationSpec {
+    pub name: String,
+    pub route: String,
+    /// The identifier whose distinct values are counted.
+    pub id: KeyPart,
+    /// Who is counted: key parts (default: client_ip).
+    pub per: Vec<KeyPart>,
+    pub window: Duration,
+    pub max_distinct: u64,
+    /// Share of 403/404 answers past which the client is stopped (with at least `min_requests`).
+    pub max_error_ratio: f64,
+    pub min_requests: u64,
+    pub action: AbuseAction,
+}
+
+impl Compiler<'_> {
+    fn abuse_action(
+        &mut self,
+        action: &Option<crate::file::S<String>>,
+        ban_for: &Option<crate::file::S<String>>,
+    ) -> AbuseAction {
+        match action.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
+            None | Some(("block", _)) => AbuseAction::Block,
+            Some(("log", _)) => AbuseAction::Log,
+            Some(("ban", _)) => AbuseAction::Ban(self.duration(ban_for, Duration::from_secs(3600))),
+            Some((other, span)) => {
+                self.r.error(
+                    Some(span),
+                    format!("`{other}` is not an action"),
+                    Some("use \"block\", \"ban\" (with ban_for) or \"log\"".to_string()),
+                );
+                AbuseAction::Block
+            }
+        }
+    }
+
+    fn key_part(&mut self, k: &crate::file::S<String>) -> Option<KeyPart> {
+        match parse_key(k.get_ref()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.r.error(Some(k.span()), e, Some(KEY_HINT.to_string()));
+                None
+            }
+        }
+    }
+
+    fn known_route(&mut self, r: &crate::file::S<String>, routes: &[String]) -> bool {
+        let ok = routes.contains(r.get_ref());
+        if !ok {
+            self.r.error(
+                Some(r.span()),
+                format!("no route is named `{}`", r.get_ref()),
+                Some(format!("routes: {}", routes.join(", "))),
+            );
+        }
+        ok
+    }
+
+    pub(crate) fn login(&mut self, l: &crate::file::LoginFile, routes: &[String]) -> Option<LoginSpec> {
+        let route_ok = self.known_route(&l.route, routes);
+        let username = self.key_part(&l.username);
+        let password = match &l.password {
+            Some(p) => Some(self.key_part(p)?),
+            None => None,
+        };
+        let leaked_passwords = l.leaked_passwords.as_ref().and_then(|d| {
+            let dir = self.base_dir.join(d.get_ref());
+            if dir.is_dir() {
+                Some(dir)
+            } else {
+                self.r.error(
+                    Some(d.span()),
+                    format!("{} is not a directory", dir.display()),
+                    Some(
+                        "a directory of Have I Been Pwned range files (named by the first 5 hex digits of the SHA-1)"
+                            .to_string(),
+                    ),
+                );
+                None
+            }
+        });
+        let action = self.abuse_action(&l.action, &l.ban_for);
+        if !route_ok {
+            return None;
+        }
+        Some(LoginSpec {
+            route: l.route.get_ref().clone(),
+            username: username?,
+            password,
+            failure_status: if l.failure_status.is_empty() {
+                vec![401, 403]
+            } else {
+                l.failure_status.clone()
+            },
+            window: self.duration(&l.window, Duration::from_secs(600)),
+            max_usernames_per_ip: l.max_usernames_per_ip.unwrap_or(10).max(1),
+            max_ips_per_username: l.max_ips_per_username.unwrap_or(20).max(1),
+            max_failures_per_prefix: l.max_failures_per_prefix.unwrap_or(100).max(1),
+            slow_window: self.duration(&l.slow_window, Duration::from_secs(6 * 3600)),
+            leaked_passwords,
+            action,
+        })
+    }
+
+    pub(crate) fn enumeration(
+        &mut self,
+        e: &crate::file::EnumerationFile,
+        routes: &[String],
+    ) -> Option<EnumerationSpec> {
+        let route_ok = self.known_route(&e.route, routes);
+        let id = self.key_part(&e.id);
+        let mut per = Vec::new();
+        for p in &e.per {
+            per.push(self.key_part(p)?);
+        }
+        if per.is_empty() {
+            per.push(KeyPart::ClientIp);
+        }
+        let ratio = e.max_error_ratio.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&ratio) {
+            self.r.error(
+                None,
+                format!("enumeration `{}`: max_error_ratio must be within 0..1", e.name),
+                Some("e.g. 0.5".to_string()),
+            );
+        }
+        let action = self.abuse_action(&e.action, &e.ban_for);
+        if !route_ok {
+            return None;
+        }
+        Some(EnumerationSpec {
+            name: e.name.clone(),
+            route: e.route.get_ref().clone(),
+            id: id?,
+            per,
+            window: self.duration(&e.window, Duration::from_secs(60)),
+            max_distinct: e.max_distinct.unwrap_or(50).max(1),
+            max_error_ratio: ratio,
+            min_requests: e.min_requests.unwrap_or(20).max(1),
+            action,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,5 +574,35 @@ mod tests {
         let e = crate::compile_str(std::path::Path::new("t.toml"), &bad).unwrap_err();
         let lines: Vec<usize> = e.0.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![9, 12, 13, 14], "{e}");
+    }
+
+    #[test]
+    fn logins_and_enumeration_compile_with_errors_on_lines() {
+        let base = "[[listeners]]\naddr = \"127.0.0.1:1\"\n[upstreams.a]\ntargets = [\"http://127.0.0.1:2\"]\n[[routes]]\nname = \"login\"\nupstream = \"a\"\n";
+        let good = format!(
+            "{base}[[logins]]\nroute = \"login\"\nusername = \"form:user\"\npassword = \"basic:password\"\n\
+             window = \"5m\"\nmax_usernames_per_ip = 4\naction = \"ban\"\nban_for = \"1h\"\n\
+             [[enumeration]]\nname = \"users\"\nroute = \"login\"\nid = \"path:2\"\nper = [\"header:x-session\"]\nmax_distinct = 30\n"
+        );
+        let p = crate::compile_str(std::path::Path::new("t.toml"), &good).unwrap();
+        let l = &p.logins[0];
+        assert_eq!(l.username, KeyPart::Form("user".into()));
+        assert_eq!(l.password, Some(KeyPart::BasicPassword));
+        assert_eq!(l.failure_status, vec![401, 403]);
+        assert_eq!(l.window, Duration::from_secs(300));
+        assert_eq!(l.max_usernames_per_ip, 4);
+        assert_eq!(l.max_failures_per_prefix, 100);
+        assert_eq!(l.action, AbuseAction::Ban(Duration::from_secs(3600)));
+        let e = &p.enumeration[0];
+        assert_eq!(e.id, KeyPart::PathSegment(2));
+        assert_eq!(e.per, vec![KeyPart::Header("x-session".into())]);
+        assert_eq!((e.max_distinct, e.min_requests, e.action), (30, 20, AbuseAction::Block));
+        let bad = format!(
+            "{base}[[logins]]\nroute = \"signin\"\nusername = \"json:user\"\nleaked_passwords = \"no/such/dir\"\naction = \"shout\"\n\
+             [[enumeration]]\nname = \"e\"\nroute = \"login\"\nid = \"path:0\"\n"
+        );
+        let e = crate::compile_str(std::path::Path::new("t.toml"), &bad).unwrap_err();
+        let lines: Vec<usize> = e.0.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![9, 10, 11, 12, 16], "{e}");
     }
 }

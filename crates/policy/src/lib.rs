@@ -46,6 +46,8 @@ pub struct Policy {
     pub events: events::EventSettings,
     pub state: guard::StateSettings,
     pub rate_limits: Vec<guard::RateLimitSpec>,
+    pub logins: Vec<guard::LoginSpec>,
+    pub enumeration: Vec<guard::EnumerationSpec>,
     /// The file this policy came from, if any (embedded defaults have none).
     pub source: Option<PathBuf>,
 }
