@@ -41,6 +41,8 @@ struct Outcome {
     event: Option<EventFacts>,
     /// Rate limits that count responses, to count once the status is known.
     pending_counts: Vec<rampart_guard::limits::PendingCount>,
+    /// Abuse detectors (logins, enumeration) that count responses.
+    pending_abuse: Vec<rampart_guard::PendingAbuse>,
 }
 
 struct EventFacts {
@@ -81,6 +83,7 @@ impl Outcome {
             client_ip: None,
             event: None,
             pending_counts: Vec::new(),
+            pending_abuse: Vec::new(),
         }
     }
 }
@@ -113,6 +116,34 @@ pub async fn handle(
         // Limits that count responses (failed logins, 404 runs): counted off the response path.
         let (rt, shared, pending) = (rt.clone(), shared.clone(), std::mem::take(&mut outcome.pending_counts));
         tokio::spawn(async move { rt.limiter.count_response(&shared.state, &pending, status).await });
+    }
+    if !outcome.pending_abuse.is_empty() {
+        let (rt, shared, pending) = (rt.clone(), shared.clone(), std::mem::take(&mut outcome.pending_abuse));
+        let (client, route) = (
+            outcome.client_ip.unwrap_or(conn.client),
+            outcome.route.clone().unwrap_or_else(|| Arc::from("-")),
+        );
+        let request_id = request_id.clone();
+        tokio::spawn(async move {
+            let Some(found) = rt.abuse.count_response(&shared.state, &pending, status).await else {
+                return;
+            };
+            if let Some(bus) = shared.events() {
+                let mut e =
+                    rampart_events::Event::new(rampart_events::EventKind::Behaviour, rampart_events::Action::Monitor);
+                e.request_id = request_id;
+                e.client_ip = client.to_string();
+                e.route = route.to_string();
+                e.status = status;
+                e.reason = Some(format!(
+                    "{} ({}): {}",
+                    found.detector,
+                    found.key,
+                    found.signals.join("; ")
+                ));
+                bus.emit(e);
+            }
+        });
     }
     let route = outcome.route.clone().unwrap_or_else(|| Arc::from("-"));
     let elapsed = start.elapsed();
@@ -386,6 +417,21 @@ async fn pipeline(
             .await
         {
             if let Some(resp) = limited(shared, rt, &parts, client_ip, mode, hit, &mut outcome, request_id) {
+                return (resp, outcome);
+            }
+        }
+    }
+
+    // Abuse detectors (credential stuffing, enumeration): they read user names and ids, often in the body.
+    if rt.abuse.applies_to(&route.name) {
+        let facts = rampart_guard::RequestFacts {
+            parts: &parts,
+            body: Some(&inspected),
+            client_ip,
+            route: &route.name,
+        };
+        if let Some(found) = rt.abuse.check(&shared.state, &facts, &mut outcome.pending_abuse).await {
+            if let Some(resp) = abused(shared, rt, &parts, client_ip, mode, found, &mut outcome, request_id) {
                 return (resp, outcome);
             }
         }
@@ -691,6 +737,58 @@ fn limited(
             Some(resp)
         }
         LimitAction::Ban(d) => {
+            shared.bans.ban(client_ip, d);
+            outcome.action = "banned";
+            reason.push_str(&format!("; banned for {}", humantime::format_duration(d)));
+            outcome.event = Some(EventFacts::behaviour(parts, Action::Ban, reason));
+            Some(block_response(rt, request_id))
+        }
+    }
+}
+
+/// Acts on an abuse detector's finding. Returns the response to answer with, or None when the request goes
+/// on (action `log`, or a route in monitor mode).
+#[allow(clippy::too_many_arguments)]
+fn abused(
+    shared: &Shared,
+    rt: &Runtime,
+    parts: &http::request::Parts,
+    client_ip: IpAddr,
+    mode: Mode,
+    found: rampart_guard::AbuseOutcome,
+    outcome: &mut Outcome,
+    request_id: &str,
+) -> Option<Response<RespBody>> {
+    use rampart_events::Action;
+    use rampart_policy::guard::AbuseAction;
+    let mut reason = format!("{} ({}): {}", found.detector, found.key, found.signals.join("; "));
+    let action = if mode == Mode::Monitor {
+        AbuseAction::Log
+    } else {
+        found.action
+    };
+    let report_key = rampart_guard::LimitOutcome {
+        limit: found.detector.clone(),
+        action: rampart_policy::guard::LimitAction::Log,
+        retry_after: std::time::Duration::ZERO,
+        key: found.key.clone(),
+        fallback: false,
+    };
+    match action {
+        AbuseAction::Log => {
+            if first_report(&report_key) {
+                outcome.event = Some(EventFacts::behaviour(parts, Action::Monitor, reason));
+            }
+            None
+        }
+        AbuseAction::Block => {
+            outcome.action = "abuse";
+            if first_report(&report_key) {
+                outcome.event = Some(EventFacts::behaviour(parts, Action::Block, reason));
+            }
+            Some(block_response(rt, request_id))
+        }
+        AbuseAction::Ban(d) => {
             shared.bans.ban(client_ip, d);
             outcome.action = "banned";
             reason.push_str(&format!("; banned for {}", humantime::format_duration(d)));

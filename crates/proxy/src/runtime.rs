@@ -19,6 +19,7 @@ pub struct Runtime {
     pub pools: HashMap<String, Arc<UpstreamPool>>,
     pub inspector: Arc<dyn Inspector>,
     pub limiter: rampart_guard::RateLimiter,
+    pub abuse: rampart_guard::AbuseGuard,
     /// Requests in flight per route that has a `max_concurrent` cap.
     pub in_flight: HashMap<Arc<str>, Arc<std::sync::atomic::AtomicU32>>,
     pub generation: u64,
@@ -164,6 +165,7 @@ fn build_runtime(
         pools.insert(name.clone(), pool);
     }
     let limiter = rampart_guard::RateLimiter::new(&policy.rate_limits, &policy.state.key_prefix);
+    let abuse = rampart_guard::AbuseGuard::new(&policy.logins, &policy.enumeration, &policy.state.key_prefix);
     let in_flight = policy
         .routes
         .iter()
@@ -175,6 +177,7 @@ fn build_runtime(
         pools,
         inspector,
         limiter,
+        abuse,
         in_flight,
         generation,
     })

@@ -1,0 +1,362 @@
+//! Abuse simulations through the real binary, client addresses from X-Forwarded-For (127.0.0.1 is a
+//! trusted proxy): a credential-stuffing run with 10,000 leaked pairs over 256 rotating addresses in eight
+//! /24s is stopped while normal logins (a few with typos) pass, and an enumeration run on /users/{id} is
+//! stopped while users reading their own objects are not.
+//!
+//! The backend is a small account service: POST /login with JSON credentials answers 200 or 401, GET
+//! /users/{id} answers 200 for ids up to 500 and 404 beyond.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use futures_util::stream::{self, StreamExt};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct AccountService {
+    addr: SocketAddr,
+    /// Login attempts that reached the service.
+    logins: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AccountService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn account_service(accounts: HashMap<String, String>) -> AccountService {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accounts = Arc::new(accounts);
+    let logins = Arc::new(AtomicUsize::new(0));
+    let counter = logins.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (accounts, counter) = (accounts.clone(), counter.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (accounts, counter) = (accounts.clone(), counter.clone());
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let status = if path == "/login" {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                            let (user, password) = (v["username"].as_str(), v["password"].as_str());
+                            match (user, password) {
+                                (Some(u), Some(p)) if accounts.get(u).is_some_and(|known| known == p) => 200,
+                                _ => 401,
+                            }
+                        } else if let Some(id) = path.strip_prefix("/users/") {
+                            match id.parse::<u32>() {
+                                Ok(n) if n <= 500 => 200,
+                                _ => 404,
+                            }
+                        } else {
+                            200
+                        };
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from_static(b"{}")))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    AccountService { addr, logins, task }
+}
+
+fn start(dir: &Path, port: u16, backend: SocketAddr, extra: &str) -> Proc {
+    let config = format!(
+        r#"data_dir = "./data"
+trusted_proxies = ["127.0.0.1"]
+
+[log]
+access = false
+
+[[listeners]]
+addr = "127.0.0.1:{port}"
+
+[upstreams.app]
+targets = ["http://{backend}"]
+
+[[routes]]
+name = "api"
+path = "/"
+upstream = "app"
+mode = "block"
+
+[[routes]]
+name = "login"
+path = "/login"
+match = "exact"
+upstream = "app"
+mode = "block"
+
+[[routes]]
+name = "users"
+path = "/users/{{id}}"
+match = "template"
+upstream = "app"
+mode = "block"
+{extra}"#
+    );
+    let path = dir.join("rampart.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = rampart();
+    cmd.args(["run", "--config"]).arg(&path);
+    Proc::spawn(cmd, dir)
+}
+
+async fn login(c: &reqwest::Client, base: &str, ip: &str, user: &str, password: &str) -> u16 {
+    c.post(format!("{base}/login"))
+        .header("x-forwarded-for", ip)
+        .json(&serde_json::json!({ "username": user, "password": password }))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Writes Have I Been Pwned range files (`ABCDE` named, `SUFFIX:COUNT` lines) for `passwords`.
+fn write_ranges(dir: &Path, passwords: &[String]) {
+    let mut ranges: HashMap<String, String> = HashMap::new();
+    for (i, p) in passwords.iter().enumerate() {
+        let h = rampart_guard::abuse::password_sha1(p);
+        let line = format!("{}:{}\r\n", &h[5..], 1 + i % 97);
+        ranges.entry(h[..5].to_string()).or_default().push_str(&line);
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    for (prefix, lines) in ranges {
+        std::fs::write(dir.join(prefix), lines).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_stuffing_over_rotating_addresses_is_stopped_and_real_users_log_in() {
+    // 300 real users with their own passwords; 100 of them reused a password that leaked elsewhere, and the
+    // attacker's list (10,000 pairs: e-mail addresses from other breaches, mostly not ours) holds those.
+    let mut accounts = HashMap::new();
+    let real: Vec<(String, String)> = (0..300)
+        .map(|i| {
+            (
+                format!("member{i}@example.org"),
+                format!("Quiet-Harbour-{i}-{}", i * 7919 % 1000),
+            )
+        })
+        .collect();
+    for (u, p) in &real {
+        accounts.insert(u.clone(), p.clone());
+    }
+    let mut pairs: Vec<(String, String)> = (0..10_000)
+        .map(|i| {
+            (
+                format!("{}.{}@mail{}.test", ["jo", "sam", "li", "kim", "ana"][i % 5], i, i % 13),
+                format!("s3cret{i}!"),
+            )
+        })
+        .collect();
+    for k in 0..100 {
+        // Reused credentials: a real account whose password is in the breach list.
+        let (user, _) = &real[200 + k];
+        let leaked = format!("summer{k}2019");
+        accounts.insert(user.clone(), leaked.clone());
+        pairs[k * 97 + 13] = (user.clone(), leaked);
+    }
+    let app = account_service(accounts.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_ranges(
+        &dir.path().join("pwned"),
+        &pairs.iter().map(|p| p.1.clone()).collect::<Vec<_>>(),
+    );
+    let port = free_port();
+    let proc = start(
+        dir.path(),
+        port,
+        app.addr,
+        r#"
+[[logins]]
+route = "login"
+username = "json:/username"
+password = "json:/password"
+failure_status = [401]
+window = "10m"
+max_usernames_per_ip = 5
+max_ips_per_username = 10
+max_failures_per_prefix = 50
+slow_window = "6h"
+leaked_passwords = "pwned"
+
+[[events.sinks]]
+name = "file"
+type = "jsonl"
+flush_interval = "50ms"
+"#,
+    );
+    let c = http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&c, &format!("{base}/ready"), &proc, |_| true).await;
+
+    // The campaign: 256 addresses in eight /24s of one provider, taking turns, 32 requests in flight.
+    let attack = {
+        let (c, base, pairs) = (c.clone(), base.clone(), pairs.clone());
+        async move {
+            stream::iter(pairs.into_iter().enumerate())
+                .map(|(i, (u, p))| {
+                    let (c, base) = (c.clone(), base.clone());
+                    async move {
+                        let ip = format!("45.{}.77.{}", 8 + i % 8, 1 + (i / 8) % 32);
+                        login(&c, &base, &ip, &u, &p).await
+                    }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<u16>>()
+                .await
+        }
+    };
+    // Meanwhile real users log in from their own addresses; every tenth mistypes first.
+    let members = {
+        let (c, base, real) = (c.clone(), base.clone(), real[..200].to_vec());
+        async move {
+            let mut finals = Vec::new();
+            for (i, (u, p)) in real.iter().enumerate() {
+                let ip = format!("172.{}.{}.10", 16 + i / 256, i % 256);
+                if i % 10 == 0 {
+                    assert_eq!(
+                        login(&c, &base, &ip, u, &format!("{p}x")).await,
+                        401,
+                        "a typo reaches the service"
+                    );
+                    let _ = login(&c, &base, &ip, &u.to_uppercase(), p).await; // caps lock on
+                }
+                finals.push(login(&c, &base, &ip, u, p).await);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            finals
+        }
+    };
+    let (attack, finals) = tokio::join!(attack, members);
+
+    let refused = attack.iter().filter(|s| **s == 403).count();
+    let taken_over = attack.iter().filter(|s| **s == 200).count();
+    eprintln!(
+        "stuffing: {refused} of {} refused, {taken_over} logins succeeded, {} attempts reached the service",
+        attack.len(),
+        app.logins.load(Ordering::SeqCst)
+    );
+    assert!(
+        attack.iter().all(|s| [200, 401, 403].contains(s)),
+        "unexpected statuses"
+    );
+    assert!(
+        refused * 100 >= attack.len() * 90,
+        "only {refused} of {} refused",
+        attack.len()
+    );
+    assert!(taken_over <= 10, "{taken_over} of 100 reused accounts taken over");
+    assert!(finals.iter().all(|s| *s == 200), "a real user was refused: {finals:?}");
+
+    // The events name the signals and never the password or the plain user name.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("login:login") && l.contains("usernames_per_ip") || l.contains("failures_per_prefix")),
+        "no stuffing event: {events:.2000}"
+    );
+    assert!(
+        !events.contains("s3cret") && !events.contains("summer1"),
+        "a password leaked into the events"
+    );
+    assert!(!events.contains("@mail"), "a plain user name in the events");
+    drop(proc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enumeration_on_user_ids_is_stopped() {
+    let app = account_service(HashMap::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let proc = start(
+        dir.path(),
+        port,
+        app.addr,
+        r#"
+[[enumeration]]
+name = "user-objects"
+route = "users"
+id = "path:2"
+per = ["client_ip"]
+window = "1m"
+max_distinct = 40
+max_error_ratio = 0.5
+min_requests = 20
+"#,
+    );
+    let c = http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&c, &format!("{base}/ready"), &proc, |_| true).await;
+    let get = |ip: String, id: u32| {
+        let (c, base) = (c.clone(), base.clone());
+        async move {
+            c.get(format!("{base}/users/{id}"))
+                .header("x-forwarded-for", ip)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+
+    // A scraper walks ids 1..=1000 from one address.
+    let mut walk = Vec::new();
+    for id in 1..=1000 {
+        walk.push(get("203.0.113.66".into(), id).await);
+    }
+    let passed = walk.iter().filter(|s| **s == 200).count();
+    assert!(passed <= 41, "{passed} objects read before the walk was stopped");
+    assert!(walk[60..].iter().all(|s| *s == 403), "the walk went on");
+
+    // A prober of ids that do not exist (forced browsing): stopped by the 404 share before 40 ids.
+    let mut probe = Vec::new();
+    for id in 0..40 {
+        probe.push(get("203.0.113.67".into(), 90_000 + id * 17).await);
+    }
+    let first_refused = probe.iter().position(|s| *s == 403).expect("the prober was stopped");
+    assert!(
+        (20..=22).contains(&first_refused),
+        "stopped after {first_refused}: {probe:?}"
+    );
+
+    // 50 users each reading their own few objects many times pass.
+    for u in 0..50u32 {
+        for k in 0..30 {
+            let s = get(format!("198.51.100.{}", u + 1), 1 + u * 3 + k % 3).await;
+            assert_eq!(s, 200, "user {u}");
+        }
+    }
+    drop(proc);
+}
