@@ -135,6 +135,16 @@ impl RedisStore {
             }
             Target::Cluster(c) => Conn::Cluster(c.get_async_connection().await.map_err(unavailable)?),
         };
+        // Load the scripts now so that the first decisions are one EVALSHA round trip, not a NOSCRIPT
+        // miss followed by a load (which can exceed a 5 ms decision deadline). A cluster node that
+        // lacks a script later is served by the client's reload on NOSCRIPT.
+        for script in [&self.gcra, &self.window, &self.distinct] {
+            let loaded: Result<String, _> = match &conn {
+                Conn::Single(c) => script.prepare_invoke().load_async(&mut c.clone()).await,
+                Conn::Cluster(c) => script.prepare_invoke().load_async(&mut c.clone()).await,
+            };
+            loaded.map_err(unavailable)?;
+        }
         *self.conn.write().unwrap_or_else(|p| p.into_inner()) = Some(conn);
         Ok(())
     }

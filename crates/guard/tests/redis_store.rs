@@ -96,7 +96,17 @@ async fn an_outage_costs_at_most_the_timeout_and_the_store_comes_back() {
         metrics.clone(),
     );
     let g = Gcra::new(1000, Duration::from_secs(1), 1000);
-    assert!(!guarded.gcra("rampart:test:{o}", g, 1).await.fallback);
+    // The store answers while it is up. A 2-core CI machine can miss one 5 ms deadline to scheduling,
+    // so the first answer from Redis within a few tries is what counts.
+    let mut answered = false;
+    for _ in 0..20 {
+        if !guarded.gcra("rampart:test:{o}", g, 1).await.fallback {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered, "redis never answered within the deadline while up");
 
     server.kill();
     let mut times = Vec::new();
