@@ -1,5 +1,5 @@
-//! Abuse across requests: credential stuffing / account takeover on login routes, and enumeration (BOLA,
-//! forced browsing) on object routes.
+//! Abuse across requests: credential stuffing / account takeover on login routes, enumeration (BOLA,
+//! forced browsing) on object routes, and SMS pumping on OTP routes (in [`crate::otp`]).
 //!
 //! Login signals, per route:
 //! - `usernames_per_ip`: one address trying many user names (a stuffing list);
@@ -16,7 +16,7 @@
 
 use crate::guarded::Guarded;
 use crate::limits::{key_of, part_value, RequestFacts};
-use rampart_policy::guard::{AbuseAction, EnumerationSpec, LoginSpec};
+use rampart_policy::guard::{AbuseAction, EnumerationSpec, LoginSpec, OtpSpec};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -48,6 +48,18 @@ pub enum PendingAbuse {
     Enumeration {
         spec: usize,
         per: String,
+    },
+    /// A code was asked for: counted as sent to these ranges when the answer is 2xx.
+    OtpSend {
+        spec: usize,
+        country: String,
+        range: String,
+    },
+    /// A code was checked: counted as verified when the answer is 2xx.
+    OtpVerify {
+        spec: usize,
+        country: String,
+        range: String,
     },
 }
 
@@ -110,10 +122,11 @@ pub fn password_sha1(password: &str) -> String {
 pub struct AbuseGuard {
     logins: Vec<(LoginSpec, Option<LeakedPasswords>)>,
     enumeration: Vec<EnumerationSpec>,
+    otp: Vec<OtpSpec>,
     prefix: String,
 }
 
-fn short_hash(s: &str) -> String {
+pub(crate) fn short_hash(s: &str) -> String {
     let d = Sha256::digest(s.as_bytes());
     d[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -130,28 +143,34 @@ fn ip_prefix(ip: IpAddr) -> String {
 }
 
 impl AbuseGuard {
-    pub fn new(logins: &[LoginSpec], enumeration: &[EnumerationSpec], key_prefix: &str) -> Self {
+    pub fn new(logins: &[LoginSpec], enumeration: &[EnumerationSpec], otp: &[OtpSpec], key_prefix: &str) -> Self {
         AbuseGuard {
             logins: logins
                 .iter()
                 .map(|l| (l.clone(), l.leaked_passwords.as_deref().map(LeakedPasswords::new)))
                 .collect(),
             enumeration: enumeration.to_vec(),
+            otp: otp.to_vec(),
             prefix: key_prefix.to_string(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.logins.is_empty() && self.enumeration.is_empty()
+        self.logins.is_empty() && self.enumeration.is_empty() && self.otp.is_empty()
     }
 
     /// Whether a detector on `route` reads the body (user names in JSON or forms): the proxy then checks
     /// after reading it.
     pub fn applies_to(&self, route: &str) -> bool {
-        self.logins.iter().any(|(l, _)| l.route == route) || self.enumeration.iter().any(|e| e.route == route)
+        self.logins.iter().any(|(l, _)| l.route == route)
+            || self.enumeration.iter().any(|e| e.route == route)
+            || self
+                .otp
+                .iter()
+                .any(|o| o.route == route || o.verify.as_ref().is_some_and(|(v, _)| v == route))
     }
 
-    fn key(&self, parts: &[&str]) -> String {
+    pub(crate) fn key(&self, parts: &[&str]) -> String {
         // Hash-tagged like the rate-limit keys, so a Redis Cluster keeps each key's windows together.
         format!("{}ab:{{{}}}", self.prefix, short_hash(&parts.join("\u{1f}")))
     }
@@ -177,6 +196,18 @@ impl AbuseGuard {
             }
             if let Some(out) = self.check_enumeration(store, i, spec, f, pending).await {
                 return Some(out);
+            }
+        }
+        for (i, spec) in self.otp.iter().enumerate() {
+            if spec.route == f.route {
+                if let Some(out) = self.check_otp_send(store, i, spec, f, pending).await {
+                    return Some(out);
+                }
+            }
+            if let Some((verify, part)) = &spec.verify {
+                if verify == f.route {
+                    self.note_otp_verify(i, spec, part, f, pending);
+                }
             }
         }
         None
@@ -387,6 +418,13 @@ impl AbuseGuard {
                         store.window(&self.key(&[&spec.name, "e", per]), spec.window, 1).await;
                     }
                 }
+                PendingAbuse::OtpSend { spec, country, range } | PendingAbuse::OtpVerify { spec, country, range } => {
+                    let Some(o) = self.otp.get(*spec) else {
+                        continue;
+                    };
+                    let sent = matches!(p, PendingAbuse::OtpSend { .. });
+                    self.count_otp(store, o, [country, range], sent, status).await;
+                }
             }
         }
         out
@@ -438,7 +476,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_address_many_usernames_is_stopped_and_a_typo_is_not() {
-        let g = AbuseGuard::new(&[login_spec()], &[], "t:");
+        let g = AbuseGuard::new(&[login_spec()], &[], &[], "t:");
         let s = Guarded::memory(10_000);
         // A user with two typos then success.
         for status in [401, 401, 200] {
@@ -458,7 +496,7 @@ mod tests {
 
     #[tokio::test]
     async fn many_addresses_failing_on_one_user_flag_the_user() {
-        let g = AbuseGuard::new(&[login_spec()], &[], "t:");
+        let g = AbuseGuard::new(&[login_spec()], &[], &[], "t:");
         let s = Guarded::memory(10_000);
         for i in 0..6 {
             assert!(attempt(&g, &s, &format!("192.0.2.{i}"), "victim", 401).await.is_none());
@@ -496,7 +534,7 @@ mod tests {
             leaked_passwords: Some(dir.clone()),
             ..login_spec()
         };
-        let g = AbuseGuard::new(&[spec], &[], "t:");
+        let g = AbuseGuard::new(&[spec], &[], &[], "t:");
         let s = Guarded::memory(10_000);
         let mut pending = Vec::new();
         let parts = login();
@@ -514,7 +552,7 @@ mod tests {
         assert_eq!(out.action, AbuseAction::Log);
         assert!(out.signals.iter().any(|s| s.starts_with("leaked_password")), "{out:?}");
         // Without a breached password: three failures then a success is recorded too.
-        let g = AbuseGuard::new(&[login_spec()], &[], "t:");
+        let g = AbuseGuard::new(&[login_spec()], &[], &[], "t:");
         for _ in 0..3 {
             attempt(&g, &s, "198.51.100.21", "linus", 401).await;
         }
@@ -543,7 +581,7 @@ mod tests {
             min_requests: 10,
             action: AbuseAction::Block,
         };
-        let g = AbuseGuard::new(&[], &[spec], "t:");
+        let g = AbuseGuard::new(&[], &[spec], &[], "t:");
         let s = Guarded::memory(10_000);
         let get = |id: u32, ip: &'static str| {
             let parts = http::Request::get(format!("/users/{id}"))

@@ -6,14 +6,14 @@
 //! - [`guarded`]: a deadline and a fallback (local, open or closed) around the shared store;
 //! - [`limits`]: keyed rate limits compiled from the policy, and their decisions;
 //! - [`abuse`]: credential stuffing / account takeover on login routes, enumeration on object routes;
+//! - [`otp`]: SMS pumping (toll fraud) on OTP routes: velocity, per-range conversion, denied ranges;
 //! - [`bans`]: addresses banned for a while, checked by the proxy on every request.
-//!
-//! SMS-pumping detection and shared ban lists build on the same store next.
 
 pub mod abuse;
 pub mod bans;
 pub mod guarded;
 pub mod limits;
+pub mod otp;
 pub mod redis_store;
 pub mod store;
 

@@ -169,6 +169,7 @@ impl Compiler<'_> {
             .iter()
             .filter_map(|e| self.enumeration(e, &route_names))
             .collect();
+        let otp = f.otp.iter().filter_map(|o| self.otp(o, &route_names)).collect();
         Policy {
             listeners,
             upstreams,
@@ -184,6 +185,7 @@ impl Compiler<'_> {
             rate_limits,
             logins,
             enumeration,
+            otp,
             source: None,
         }
     }

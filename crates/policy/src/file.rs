@@ -42,6 +42,8 @@ pub struct ConfigFile {
     pub logins: Vec<LoginFile>,
     #[serde(default)]
     pub enumeration: Vec<EnumerationFile>,
+    #[serde(default)]
+    pub otp: Vec<OtpFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -375,6 +377,43 @@ pub struct EnumerationFile {
     pub max_distinct: Option<u64>,
     pub max_error_ratio: Option<f64>,
     pub min_requests: Option<u64>,
+    pub action: Option<S<String>>,
+    pub ban_for: Option<S<String>>,
+}
+
+/// SMS pumping (toll fraud) on a route that sends one-time codes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtpFile {
+    /// The route that sends a code.
+    pub route: S<String>,
+    /// Where the destination number is: json:/phone, form:phone, query:to, header:NAME.
+    pub phone: S<String>,
+    /// The route that checks a code; its 2xx answers are the verified sends.
+    pub verify_route: Option<S<String>>,
+    /// Where the number is on the verify route (default: like `phone`).
+    pub verify_phone: Option<S<String>>,
+    /// A session key (cookie:sid, header:x-session, jwt:sub) with its own velocity limit.
+    pub session: Option<S<String>>,
+    pub window: Option<S<String>>,
+    pub max_per_number: Option<u64>,
+    pub max_per_ip: Option<u64>,
+    pub max_per_session: Option<u64>,
+    /// Leading digits (country code included) that make a number range.
+    pub prefix_digits: Option<usize>,
+    /// Sends to a range within `window` before its conversion is judged.
+    pub min_sends: Option<u64>,
+    /// Share of sends to a range that must be verified.
+    pub min_conversion: Option<f64>,
+    /// Sends younger than this are left out of the conversion (codes not typed yet); default 1m.
+    pub verify_grace: Option<S<String>>,
+    /// How long a range stays closed once its conversion collapsed.
+    pub block_for: Option<S<String>>,
+    /// Premium or disallowed ranges, E.164 prefixes like "+882" or "+44 70".
+    #[serde(default)]
+    pub deny_prefixes: Vec<S<String>>,
+    /// The country calling code of numbers written without one ("1", "44").
+    pub default_country: Option<S<String>>,
     pub action: Option<S<String>>,
     pub ban_for: Option<S<String>>,
 }

@@ -396,6 +396,45 @@ pub struct EnumerationSpec {
     pub action: AbuseAction,
 }
 
+/// SMS pumping (toll fraud) on a route that sends one-time codes by SMS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtpSpec {
+    pub route: String,
+    /// Where the destination number is on the send route.
+    pub phone: KeyPart,
+    /// The route that checks codes, and where the number is there.
+    pub verify: Option<(String, KeyPart)>,
+    pub session: Option<KeyPart>,
+    /// Velocity and conversion window.
+    pub window: Duration,
+    pub max_per_number: u64,
+    pub max_per_ip: u64,
+    pub max_per_session: u64,
+    /// Leading digits, country code included, that make a range ("447700" for +44 7700 ...).
+    pub prefix_digits: usize,
+    pub min_sends: u64,
+    pub min_conversion: f64,
+    /// Sends younger than this are not yet expected to be verified.
+    pub verify_grace: Duration,
+    pub block_for: Duration,
+    /// Denied ranges as digit strings ("882", "4470").
+    pub deny_prefixes: Vec<String>,
+    /// The country calling code for numbers written without one.
+    pub default_country: Option<String>,
+    pub action: AbuseAction,
+}
+
+/// The digits of an E.164 prefix written as "+44 70", "+1-900", "00882"; None when it is not one.
+pub fn e164_prefix_digits(s: &str) -> Option<String> {
+    let t = s.trim();
+    let rest = t.strip_prefix('+').or_else(|| t.strip_prefix("00"))?;
+    let digits: String = rest
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    (!digits.is_empty() && digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+}
+
 impl Compiler<'_> {
     fn abuse_action(
         &mut self,
@@ -523,6 +562,94 @@ impl Compiler<'_> {
             action,
         })
     }
+    pub(crate) fn otp(&mut self, o: &crate::file::OtpFile, routes: &[String]) -> Option<OtpSpec> {
+        let route_ok = self.known_route(&o.route, routes);
+        let phone = self.key_part(&o.phone);
+        let verify = match &o.verify_route {
+            Some(v) => {
+                let ok = self.known_route(v, routes);
+                let part = match &o.verify_phone {
+                    Some(p) => self.key_part(p),
+                    None => phone.clone(),
+                };
+                ok.then_some(()).and(part.map(|p| (v.get_ref().clone(), p)))
+            }
+            None => {
+                if let Some(p) = &o.verify_phone {
+                    self.r.error(
+                        Some(p.span()),
+                        "verify_phone without verify_route".to_string(),
+                        Some("name the route that checks codes: verify_route = \"otp-verify\"".to_string()),
+                    );
+                }
+                None
+            }
+        };
+        let session = o.session.as_ref().and_then(|k| self.key_part(k));
+        let mut deny_prefixes = Vec::new();
+        for d in &o.deny_prefixes {
+            match e164_prefix_digits(d.get_ref()) {
+                Some(p) => deny_prefixes.push(p),
+                None => self.r.error(
+                    Some(d.span()),
+                    format!("`{}` is not an international number prefix", d.get_ref()),
+                    Some("write it with its country code: \"+882\", \"+44 70\"".to_string()),
+                ),
+            }
+        }
+        let default_country = o.default_country.as_ref().and_then(|c| {
+            let code = c.get_ref().trim().trim_start_matches('+');
+            if (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) {
+                Some(code.to_string())
+            } else {
+                self.r.error(
+                    Some(c.span()),
+                    format!("`{}` is not a country calling code", c.get_ref()),
+                    Some("one to three digits: \"1\", \"44\", \"353\"".to_string()),
+                );
+                None
+            }
+        });
+        let prefix_digits = o.prefix_digits.unwrap_or(6);
+        if !(2..=12).contains(&prefix_digits) {
+            self.r.error(
+                None,
+                format!("otp `{}`: prefix_digits must be within 2..12", o.route.get_ref()),
+                Some("6 digits is a country code and a range: +44 7700".to_string()),
+            );
+        }
+        let min_conversion = o.min_conversion.unwrap_or(0.2);
+        if !(0.0..=1.0).contains(&min_conversion) {
+            self.r.error(
+                None,
+                format!("otp `{}`: min_conversion must be within 0..1", o.route.get_ref()),
+                Some("e.g. 0.2: one send in five verified".to_string()),
+            );
+        }
+        let action = self.abuse_action(&o.action, &o.ban_for);
+        if !route_ok {
+            return None;
+        }
+        let window = self.duration(&o.window, Duration::from_secs(3600));
+        Some(OtpSpec {
+            route: o.route.get_ref().clone(),
+            phone: phone?,
+            verify,
+            session,
+            window,
+            max_per_number: o.max_per_number.unwrap_or(5).max(1),
+            max_per_ip: o.max_per_ip.unwrap_or(20).max(1),
+            max_per_session: o.max_per_session.unwrap_or(10).max(1),
+            prefix_digits: prefix_digits.clamp(2, 12),
+            min_sends: o.min_sends.unwrap_or(30).max(1),
+            min_conversion,
+            verify_grace: self.duration(&o.verify_grace, Duration::from_secs(60)).min(window),
+            block_for: self.duration(&o.block_for, window),
+            deny_prefixes,
+            default_country,
+            action,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -604,5 +731,30 @@ mod tests {
         let e = crate::compile_str(std::path::Path::new("t.toml"), &bad).unwrap_err();
         let lines: Vec<usize> = e.0.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![9, 10, 11, 12, 16], "{e}");
+    }
+
+    #[test]
+    fn otp_compiles_with_errors_on_lines() {
+        let base = "[[listeners]]\naddr = \"127.0.0.1:1\"\n[upstreams.a]\ntargets = [\"http://127.0.0.1:2\"]\n[[routes]]\nname = \"send\"\nupstream = \"a\"\n[[routes]]\nname = \"verify\"\nupstream = \"a\"\n";
+        let good = format!(
+            "{base}[[otp]]\nroute = \"send\"\nphone = \"json:/phone\"\nverify_route = \"verify\"\n\
+             deny_prefixes = [\"+882\", \"+44 70\", \"00 883\"]\ndefault_country = \"+1\"\nmin_conversion = 0.3\n"
+        );
+        let p = crate::compile_str(std::path::Path::new("t.toml"), &good).unwrap();
+        let o = &p.otp[0];
+        assert_eq!(o.verify, Some(("verify".into(), KeyPart::Json("/phone".into()))));
+        assert_eq!(o.deny_prefixes, vec!["882", "4470", "883"]);
+        assert_eq!(o.default_country.as_deref(), Some("1"));
+        assert_eq!(
+            (o.prefix_digits, o.min_sends, o.block_for),
+            (6, 30, Duration::from_secs(3600))
+        );
+        let bad = format!(
+            "{base}[[otp]]\nroute = \"send\"\nphone = \"json:phone\"\nverify_route = \"check\"\n\
+             deny_prefixes = [\"882\"]\ndefault_country = \"usa\"\n"
+        );
+        let e = crate::compile_str(std::path::Path::new("t.toml"), &bad).unwrap_err();
+        let lines: Vec<usize> = e.0.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![13, 14, 15, 16], "{e}");
     }
 }

@@ -48,6 +48,7 @@ pub struct Policy {
     pub rate_limits: Vec<guard::RateLimitSpec>,
     pub logins: Vec<guard::LoginSpec>,
     pub enumeration: Vec<guard::EnumerationSpec>,
+    pub otp: Vec<guard::OtpSpec>,
     /// The file this policy came from, if any (embedded defaults have none).
     pub source: Option<PathBuf>,
 }

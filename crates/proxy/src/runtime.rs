@@ -165,7 +165,12 @@ fn build_runtime(
         pools.insert(name.clone(), pool);
     }
     let limiter = rampart_guard::RateLimiter::new(&policy.rate_limits, &policy.state.key_prefix);
-    let abuse = rampart_guard::AbuseGuard::new(&policy.logins, &policy.enumeration, &policy.state.key_prefix);
+    let abuse = rampart_guard::AbuseGuard::new(
+        &policy.logins,
+        &policy.enumeration,
+        &policy.otp,
+        &policy.state.key_prefix,
+    );
     let in_flight = policy
         .routes
         .iter()

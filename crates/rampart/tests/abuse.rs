@@ -1,10 +1,12 @@
 //! Abuse simulations through the real binary, client addresses from X-Forwarded-For (127.0.0.1 is a
 //! trusted proxy): a credential-stuffing run with 10,000 leaked pairs over 256 rotating addresses in eight
-//! /24s is stopped while normal logins (a few with typos) pass, and an enumeration run on /users/{id} is
-//! stopped while users reading their own objects are not.
+//! /24s is stopped while normal logins (a few with typos) pass, an enumeration run on /users/{id} is
+//! stopped while users reading their own objects are not, and an SMS-pumping run on a few number ranges is
+//! stopped while normal OTP traffic from many countries passes.
 //!
 //! The backend is a small account service: POST /login with JSON credentials answers 200 or 401, GET
-//! /users/{id} answers 200 for ids up to 500 and 404 beyond.
+//! /users/{id} answers 200 for ids up to 500 and 404 beyond, POST /otp/send "texts" a code (it keeps the
+//! code where the test, playing the phone's owner, can read it) and POST /otp/verify checks it.
 
 mod common;
 
@@ -20,13 +22,15 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 struct AccountService {
     addr: SocketAddr,
     /// Login attempts that reached the service.
     logins: Arc<AtomicUsize>,
+    /// Codes texted, by destination number: what each phone received last.
+    sms: Arc<Mutex<HashMap<String, String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -42,18 +46,41 @@ async fn account_service(accounts: HashMap<String, String>) -> AccountService {
     let accounts = Arc::new(accounts);
     let logins = Arc::new(AtomicUsize::new(0));
     let counter = logins.clone();
+    let sms: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let phones = sms.clone();
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let (accounts, counter) = (accounts.clone(), counter.clone());
+            let (accounts, counter, phones) = (accounts.clone(), counter.clone(), phones.clone());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (accounts, counter) = (accounts.clone(), counter.clone());
+                    let (accounts, counter, phones) = (accounts.clone(), counter.clone(), phones.clone());
                     async move {
                         let path = req.uri().path().to_string();
-                        let status = if path == "/login" {
+                        let status = if path.starts_with("/otp/") {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                            let mut phones = phones.lock().unwrap();
+                            match (path.as_str(), v["phone"].as_str(), v["code"].as_str()) {
+                                ("/otp/send", Some(phone), _) => {
+                                    let code =
+                                        format!("{:06}", (phones.len() * 7919 + phone.len() * 104_729) % 1_000_000);
+                                    phones.insert(phone.to_string(), code);
+                                    200
+                                }
+                                ("/otp/verify", Some(phone), Some(code)) => {
+                                    if phones.get(phone).is_some_and(|c| c == code) {
+                                        phones.insert(phone.to_string(), "used".into());
+                                        200
+                                    } else {
+                                        401
+                                    }
+                                }
+                                _ => 400,
+                            }
+                        } else if path == "/login" {
                             counter.fetch_add(1, Ordering::SeqCst);
                             let body = req.into_body().collect().await.unwrap().to_bytes();
                             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -85,7 +112,12 @@ async fn account_service(accounts: HashMap<String, String>) -> AccountService {
             });
         }
     });
-    AccountService { addr, logins, task }
+    AccountService {
+        addr,
+        logins,
+        sms,
+        task,
+    }
 }
 
 fn start(dir: &Path, port: u16, backend: SocketAddr, extra: &str) -> Proc {
@@ -119,6 +151,20 @@ mode = "block"
 name = "users"
 path = "/users/{{id}}"
 match = "template"
+upstream = "app"
+mode = "block"
+
+[[routes]]
+name = "otp-send"
+path = "/otp/send"
+match = "exact"
+upstream = "app"
+mode = "block"
+
+[[routes]]
+name = "otp-verify"
+path = "/otp/verify"
+match = "exact"
 upstream = "app"
 mode = "block"
 {extra}"#
@@ -357,6 +403,199 @@ min_requests = 20
             let s = get(format!("198.51.100.{}", u + 1), 1 + u * 3 + k % 3).await;
             assert_eq!(s, 200, "user {u}");
         }
+    }
+    drop(proc);
+}
+
+async fn otp(c: &reqwest::Client, base: &str, what: &str, ip: &str, body: serde_json::Value) -> u16 {
+    c.post(format!("{base}/otp/{what}"))
+        .header("x-forwarded-for", ip)
+        .json(&body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_pumping_on_a_few_ranges_is_stopped_and_real_users_get_their_codes() {
+    let app = account_service(HashMap::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let proc = start(
+        dir.path(),
+        port,
+        app.addr,
+        r#"
+[[otp]]
+route = "otp-send"
+phone = "json:/phone"
+verify_route = "otp-verify"
+window = "1h"
+max_per_number = 3
+max_per_ip = 5
+min_sends = 20
+min_conversion = 0.3
+verify_grace = "2s"
+block_for = "1h"
+deny_prefixes = ["+881", "+882"]
+
+[[events.sinks]]
+name = "file"
+type = "jsonl"
+flush_interval = "50ms"
+"#,
+    );
+    let c = http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&c, &format!("{base}/ready"), &proc, |_| true).await;
+
+    // Real users: 400 sign-ups from 25 countries, mobile numbers in several ranges each, written the ways
+    // people type them. Most verify at once, some mistype the code first, one in twenty asks for a resend,
+    // one in seven never comes back.
+    let countries: [(&str, &[&str]); 25] = [
+        ("+1", &["415 555", "212 555", "646 555", "312 555"]),
+        ("+44", &["7700 900", "7400 123", "7555 010"]),
+        ("+49", &["151 2345", "160 9876", "176 5432"]),
+        ("+33", &["6 12 34", "7 81 22"]),
+        ("+34", &["612 34", "699 87"]),
+        ("+39", &["347 123", "333 987"]),
+        ("+81", &["90 1234", "80 5678"]),
+        ("+91", &["98765 4", "91234 5"]),
+        ("+55", &["11 98765", "21 99876"]),
+        ("+61", &["412 345", "498 765"]),
+        ("+52", &["55 1234", "33 9876"]),
+        ("+353", &["85 123", "87 654"]),
+        ("+234", &["803 123", "805 987"]),
+        ("+27", &["82 123", "71 987"]),
+        ("+65", &["9123", "8765"]),
+        ("+82", &["10 1234", "10 9876"]),
+        ("+86", &["138 0013", "139 1234"]),
+        ("+31", &["6 1234", "6 9876"]),
+        ("+46", &["70 123", "73 987"]),
+        ("+48", &["512 345", "601 987"]),
+        ("+90", &["532 123", "505 987"]),
+        ("+62", &["812 3456", "813 9876"]),
+        ("+63", &["917 123", "918 987"]),
+        ("+20", &["100 123", "122 987"]),
+        ("+971", &["50 123", "55 987"]),
+    ];
+    let users: Vec<(String, String)> = (0..400)
+        .map(|i| {
+            let (cc, ranges) = countries[i % countries.len()];
+            let range = ranges[(i / countries.len()) % ranges.len()];
+            let tail = format!("{:04}", (i * 37) % 10_000);
+            let phone = match i % 3 {
+                0 => format!("{cc} {range} {tail}"),
+                1 => format!("{cc}{}{tail}", range.replace(' ', "")),
+                _ => format!("00{} {range}-{tail}", &cc[1..]),
+            };
+            (phone, format!("10.{}.{}.{}", i / 250, i % 250, 1 + i % 200))
+        })
+        .collect();
+    let members = {
+        let (c, base, sms) = (c.clone(), base.clone(), app.sms.clone());
+        async move {
+            let mut refused = Vec::new();
+            for (i, (phone, ip)) in users.iter().enumerate() {
+                let sends = if i % 20 == 0 { 2 } else { 1 };
+                for _ in 0..sends {
+                    let s = otp(&c, &base, "send", ip, serde_json::json!({ "phone": phone })).await;
+                    if s != 200 {
+                        refused.push(format!("send {phone}: {s}"));
+                    }
+                }
+                if i % 7 == 3 {
+                    continue; // never types the code
+                }
+                let code = sms.lock().unwrap().get(phone).cloned().unwrap_or_default();
+                if i % 11 == 0 {
+                    let wrong = otp(
+                        &c,
+                        &base,
+                        "verify",
+                        ip,
+                        serde_json::json!({ "phone": phone, "code": "000000" }),
+                    )
+                    .await;
+                    assert_eq!(wrong, 401, "a mistyped code reaches the service");
+                }
+                let s = otp(
+                    &c,
+                    &base,
+                    "verify",
+                    ip,
+                    serde_json::json!({ "phone": phone, "code": code }),
+                )
+                .await;
+                if s != 200 {
+                    refused.push(format!("verify {phone}: {s}"));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            refused
+        }
+    };
+
+    // The campaign: codes to numbers in three ranges it is paid for (and some to satellite ranges), from
+    // 1,000 rotating addresses, 16 requests in flight, never verified.
+    let targets = ["+44 7911 12", "+371 29 1", "+992 93 8", "+882 16 55"];
+    let attack = {
+        let (c, base) = (c.clone(), base.clone());
+        async move {
+            stream::iter(0..3100usize)
+                .map(|i| {
+                    let (c, base) = (c.clone(), base.clone());
+                    let target = if i % 31 == 0 { targets[3] } else { targets[i % 3] };
+                    let phone = format!("{target}{:05}", (i * 7_919) % 100_000);
+                    let ip = format!("{}.{}.{}.{}", 60 + i % 40, (i / 40) % 25, (i * 13) % 250, 1 + i % 250);
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        (
+                            target,
+                            otp(&c, &base, "send", &ip, serde_json::json!({ "phone": phone })).await,
+                        )
+                    }
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<(&str, u16)>>()
+                .await
+        }
+    };
+    let (refused, attack) = tokio::join!(members, attack);
+
+    let texted = attack.iter().filter(|(_, s)| *s == 200).count();
+    let stopped = attack.iter().filter(|(_, s)| *s == 403).count();
+    let per_target: Vec<usize> = targets
+        .iter()
+        .map(|t| attack.iter().filter(|(x, s)| x == t && *s == 200).count())
+        .collect();
+    eprintln!(
+        "sms pumping: {stopped} of {} stopped, {texted} codes texted (per range {per_target:?}); real users refused: {}",
+        attack.len(),
+        refused.len()
+    );
+    assert!(
+        attack.iter().all(|(_, s)| [200, 403].contains(s)),
+        "unexpected statuses"
+    );
+    assert!(
+        texted * 100 <= attack.len() * 5,
+        "{texted} of {} pumped codes were texted",
+        attack.len()
+    );
+    assert_eq!(per_target[3], 0, "a denied range was texted");
+    assert!(refused.is_empty(), "real users were refused: {refused:?}");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
+    for signal in ["volume_spike", "denied_range: +882"] {
+        assert!(
+            events
+                .lines()
+                .any(|l| l.contains("sms_pumping:otp-send") && l.contains(signal)),
+            "no {signal} event: {events:.2000}"
+        );
     }
     drop(proc);
 }
