@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus_client::registry::Registry;
@@ -19,7 +19,17 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn health(&self) -> serde_json::Value;
     /// Reload the config now; `Ok(generation)` or the rendered errors.
     fn reload(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, String>> + Send + '_>>;
+    /// Active bans: `[{"target": "ip:203.0.113.9", "expires_in_s": 3599}]`.
+    fn bans(&self) -> serde_json::Value;
+    /// Bans `target` (`ip:`, `net:`, `session:`, `fingerprint:`) for `duration` ("1h"); the error
+    /// explains what is wrong with the input.
+    fn ban(&self, target: &str, duration: &str) -> Result<(), String>;
+    /// Lifts a ban; Ok(false) when there was none.
+    fn unban(&self, target: &str) -> Result<bool, String>;
 }
+
+/// The largest admin request body read.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 pub struct Console {
     pub registry: Arc<Registry>,
@@ -129,6 +139,52 @@ async fn route(console: &Console, req: Request<Incoming>) -> Response<Full<Bytes
                     ),
                 },
                 (&Method::GET, "/api/status") => json(StatusCode::OK, console.backend.health()),
+                (&Method::GET, "/api/bans") => json(StatusCode::OK, console.backend.bans()),
+                (&Method::POST, "/api/bans") => {
+                    let body = match http_body_util::Limited::new(req.into_body(), MAX_ADMIN_BODY)
+                        .collect()
+                        .await
+                    {
+                        Ok(b) => b.to_bytes(),
+                        Err(_) => {
+                            return json(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                serde_json::json!({"error": "request body too large or unreadable"}),
+                            )
+                        }
+                    };
+                    let v: serde_json::Value = match serde_json::from_slice(&body) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            return json(
+                                StatusCode::BAD_REQUEST,
+                                serde_json::json!({"error": format!("not JSON: {e}")}),
+                            )
+                        }
+                    };
+                    let (Some(target), duration) = (v["target"].as_str(), v["for"].as_str().unwrap_or("1h")) else {
+                        return json(
+                            StatusCode::BAD_REQUEST,
+                            serde_json::json!({"error": "expected {\"target\": \"ip:203.0.113.9\", \"for\": \"1h\"}"}),
+                        );
+                    };
+                    match console.backend.ban(target, duration) {
+                        Ok(()) => json(StatusCode::OK, serde_json::json!({"banned": target, "for": duration})),
+                        Err(e) => json(StatusCode::BAD_REQUEST, serde_json::json!({"error": e})),
+                    }
+                }
+                (&Method::DELETE, p) if p.starts_with("/api/bans/") => {
+                    let raw = &p["/api/bans/".len()..];
+                    // "net:10.0.0.0%2F8": a network's slash is escaped in the path.
+                    let target = percent_encoding::percent_decode_str(raw)
+                        .decode_utf8_lossy()
+                        .into_owned();
+                    match console.backend.unban(&target) {
+                        Ok(true) => json(StatusCode::OK, serde_json::json!({"unbanned": target})),
+                        Ok(false) => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "no such ban"})),
+                        Err(e) => json(StatusCode::BAD_REQUEST, serde_json::json!({"error": e})),
+                    }
+                }
                 _ => json(
                     StatusCode::NOT_FOUND,
                     serde_json::json!({"error": "no such admin endpoint"}),

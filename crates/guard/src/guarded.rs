@@ -23,6 +23,8 @@ pub struct GuardMetrics {
     /// Decisions by store answer: `store` (the shared store answered), `fallback` (it did not).
     pub decisions: Family<[(&'static str, &'static str); 1], Counter>,
     pub store_errors: Counter,
+    /// Failed publishes and pulls of the fleet's bans.
+    pub ban_sync_errors: Counter,
 }
 
 impl GuardMetrics {
@@ -37,6 +39,11 @@ impl GuardMetrics {
             "rampart_state_store_errors",
             "Shared state store failures and timeouts",
             m.store_errors.clone(),
+        );
+        registry.register(
+            "rampart_bans_sync_errors",
+            "Failed publishes and pulls of the fleet's bans through the shared store",
+            m.ban_sync_errors.clone(),
         );
         m
     }

@@ -7,7 +7,8 @@
 //! - [`limits`]: keyed rate limits compiled from the policy, and their decisions;
 //! - [`abuse`]: credential stuffing / account takeover on login routes, enumeration on object routes;
 //! - [`otp`]: SMS pumping (toll fraud) on OTP routes: velocity, per-range conversion, denied ranges;
-//! - [`bans`]: addresses banned for a while, checked by the proxy on every request.
+//! - [`bans`]: addresses, networks, sessions and fingerprints banned for a while, shared by the fleet
+//!   through the store and checked by the proxy on every request.
 
 pub mod abuse;
 pub mod bans;
@@ -18,7 +19,7 @@ pub mod redis_store;
 pub mod store;
 
 pub use abuse::{AbuseGuard, AbuseOutcome, PendingAbuse};
-pub use bans::BanList;
+pub use bans::{token_hash, BanList, BanProbe, BanTarget};
 pub use guarded::{GuardMetrics, Guarded};
 pub use limits::{LimitOutcome, RateLimiter, RequestFacts};
 pub use store::{Decision, Gcra, MemoryStore, StateStore, StoreError};

@@ -224,7 +224,8 @@ fn label(p: &KeyPart) -> String {
     }
 }
 
-pub(crate) fn part_value(p: &KeyPart, f: &RequestFacts<'_>) -> Option<String> {
+/// The value of one key part in the request, if it has one.
+pub fn part_value(p: &KeyPart, f: &RequestFacts<'_>) -> Option<String> {
     let ip = match f.client_ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(f.client_ip),
         v4 => v4,

@@ -249,3 +249,51 @@ impl StateStore for RedisStore {
         }
     }
 }
+
+impl crate::bans::BanStore for RedisStore {
+    fn apply<'a>(&'a self, key: &'a str, ops: &'a [crate::bans::BanOp]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            use crate::bans::BanOp;
+            let mut pipe = redis::pipe();
+            for op in ops {
+                match op {
+                    // GT: a shorter ban never cuts a longer one short.
+                    BanOp::Add(t, until_ms) => pipe.cmd("ZADD").arg(key).arg("GT").arg(*until_ms).arg(t.to_string()),
+                    BanOp::Remove(t) => pipe.cmd("ZREM").arg(key).arg(t.to_string()),
+                }
+                .ignore();
+            }
+            match self.conn()? {
+                Conn::Single(mut c) => pipe.query_async::<()>(&mut c).await,
+                Conn::Cluster(mut c) => pipe.query_async::<()>(&mut c).await,
+            }
+            .map_err(unavailable)
+        })
+    }
+
+    fn pull<'a>(&'a self, key: &'a str, now_ms: i64, max: usize) -> StoreFuture<'a, Vec<(String, i64)>> {
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(key)
+                .arg("-inf")
+                .arg(now_ms)
+                .ignore()
+                .cmd("ZRANGEBYSCORE")
+                .arg(key)
+                .arg(format!("({now_ms}"))
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(max);
+            let (members,): (Vec<(String, i64)>,) = match self.conn()? {
+                Conn::Single(mut c) => pipe.query_async(&mut c).await,
+                Conn::Cluster(mut c) => pipe.query_async(&mut c).await,
+            }
+            .map_err(unavailable)?;
+            Ok(members)
+        })
+    }
+}

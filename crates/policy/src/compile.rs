@@ -170,6 +170,7 @@ impl Compiler<'_> {
             .filter_map(|e| self.enumeration(e, &route_names))
             .collect();
         let otp = f.otp.iter().filter_map(|o| self.otp(o, &route_names)).collect();
+        let identity = self.identity(&f.identity);
         Policy {
             listeners,
             upstreams,
@@ -186,6 +187,7 @@ impl Compiler<'_> {
             logins,
             enumeration,
             otp,
+            identity,
             source: None,
         }
     }

@@ -44,6 +44,8 @@ pub struct ConfigFile {
     pub enumeration: Vec<EnumerationFile>,
     #[serde(default)]
     pub otp: Vec<OtpFile>,
+    #[serde(default)]
+    pub identity: IdentityFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,6 +318,18 @@ pub struct StateFile {
     pub key_prefix: Option<String>,
     /// Memory store bound (keys).
     pub max_keys: Option<usize>,
+    /// How often each node pulls the fleet's bans from Redis (default 1s).
+    pub ban_sync: Option<S<String>>,
+}
+
+/// What identifies a session and a client fingerprint (for session and fingerprint bans).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFile {
+    /// e.g. cookie:sid, header:x-session, jwt:sid
+    pub session: Option<S<String>>,
+    /// e.g. header:x-device-id
+    pub fingerprint: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,16 @@ pub struct StateSettings {
     pub key_prefix: String,
     /// Bound of the in-memory store (and of the local fallback).
     pub max_keys: usize,
+    /// How often a node pulls the fleet's bans from a shared store.
+    pub ban_sync: Duration,
+}
+
+/// What identifies a client beyond its address: read from each request when session or fingerprint bans
+/// exist.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdentitySettings {
+    pub session: Option<KeyPart>,
+    pub fingerprint: Option<KeyPart>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -237,6 +247,16 @@ impl Compiler<'_> {
             on_error,
             key_prefix: f.key_prefix.clone().unwrap_or_else(|| "rampart:".to_string()),
             max_keys: f.max_keys.unwrap_or(1_000_000).max(1),
+            ban_sync: self
+                .duration(&f.ban_sync, Duration::from_secs(1))
+                .max(Duration::from_millis(50)),
+        }
+    }
+
+    pub(crate) fn identity(&mut self, f: &crate::file::IdentityFile) -> IdentitySettings {
+        IdentitySettings {
+            session: f.session.as_ref().and_then(|k| self.key_part(k)),
+            fingerprint: f.fingerprint.as_ref().and_then(|k| self.key_part(k)),
         }
     }
 

@@ -49,6 +49,7 @@ pub struct Policy {
     pub logins: Vec<guard::LoginSpec>,
     pub enumeration: Vec<guard::EnumerationSpec>,
     pub otp: Vec<guard::OtpSpec>,
+    pub identity: guard::IdentitySettings,
     /// The file this policy came from, if any (embedded defaults have none).
     pub source: Option<PathBuf>,
 }

@@ -267,7 +267,30 @@ async fn pipeline(
 
     // Banned clients are refused before their body is read. The ban itself was recorded as an event; the
     // requests refused while it holds are counted in metrics (action "banned"), not recorded one by one.
-    if shared.bans.banned(client_ip).is_some() {
+    let banned = if shared.bans.has_token_bans() {
+        // Session and fingerprint bans: read those identifiers (hashed, as the bans hold them).
+        let facts = rampart_guard::RequestFacts {
+            parts: &parts,
+            body: None,
+            client_ip,
+            route: &route.name,
+        };
+        let identity = &policy.identity;
+        let read = |p: &Option<rampart_policy::guard::KeyPart>| {
+            p.as_ref()
+                .and_then(|p| rampart_guard::limits::part_value(p, &facts))
+                .map(|v| rampart_guard::token_hash(&v))
+        };
+        let (session, fingerprint) = (read(&identity.session), read(&identity.fingerprint));
+        shared.bans.banned_request(&rampart_guard::BanProbe {
+            ip: Some(client_ip),
+            session: session.as_deref(),
+            fingerprint: fingerprint.as_deref(),
+        })
+    } else {
+        shared.bans.banned(client_ip)
+    };
+    if banned.is_some() {
         outcome.action = "banned";
         return (block_response(rt, request_id), outcome);
     }

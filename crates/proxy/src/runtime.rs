@@ -51,9 +51,20 @@ impl Shared {
         factory: Arc<dyn InspectorFactory>,
     ) -> Result<Arc<Self>, ConfigErrors> {
         let runtime = build_runtime(Arc::new(policy), None, &metrics, &*factory, 1)?;
-        let state = Arc::new(state_store(&runtime.policy, &metrics)?);
+        let (state, redis) = state_store(&runtime.policy, &metrics)?;
+        let bans = Arc::new(rampart_guard::BanList::new());
+        if let (Some(redis), Ok(handle)) = (redis, tokio::runtime::Handle::try_current()) {
+            // Bans are shared by every node on the same store (and key prefix).
+            handle.spawn(rampart_guard::bans::run_sync(
+                redis,
+                bans.clone(),
+                format!("{}bans:{{fleet}}", runtime.policy.state.key_prefix),
+                runtime.policy.state.ban_sync,
+                metrics.guard.ban_sync_errors.clone(),
+            ));
+        }
         Ok(Arc::new(Shared {
-            state,
+            state: Arc::new(state),
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             ids: RequestIds::new(),
@@ -62,7 +73,7 @@ impl Shared {
             access_log: std::sync::OnceLock::new(),
             events: std::sync::OnceLock::new(),
             installed: tokio::sync::watch::Sender::new(1),
-            bans: Arc::new(rampart_guard::BanList::new()),
+            bans,
             overrides: Arc::new(crate::overrides::RouteOverrides::default()),
         }))
     }
@@ -191,9 +202,15 @@ fn build_runtime(
 /// The state store of `[state]`: memory, or Redis behind a deadline and a fallback. A Redis store
 /// connects in the background (when there is a runtime to do it on): the gateway starts whether or not
 /// Redis is up, deciding by the fallback until it is.
-fn state_store(policy: &Policy, metrics: &Metrics) -> Result<rampart_guard::Guarded, ConfigErrors> {
+type BanStoreHandle = Arc<dyn rampart_guard::bans::BanStore>;
+
+fn state_store(
+    policy: &Policy,
+    metrics: &Metrics,
+) -> Result<(rampart_guard::Guarded, Option<BanStoreHandle>), ConfigErrors> {
     use rampart_policy::guard::StateBackend;
     let s = &policy.state;
+    let mut bans: Option<BanStoreHandle> = None;
     let shared: Option<Arc<dyn rampart_guard::StateStore>> = match &s.backend {
         StateBackend::Memory => None,
         StateBackend::Redis { .. } | StateBackend::RedisCluster { .. } => {
@@ -214,16 +231,12 @@ fn state_store(policy: &Policy, metrics: &Metrics) -> Result<rampart_guard::Guar
             if tokio::runtime::Handle::try_current().is_ok() {
                 store.connect_in_background();
             }
+            bans = Some(store.clone());
             Some(store)
         }
     };
-    Ok(rampart_guard::Guarded::new(
-        shared,
-        s.max_keys,
-        s.timeout,
-        s.on_error,
-        metrics.guard.clone(),
-    ))
+    let guarded = rampart_guard::Guarded::new(shared, s.max_keys, s.timeout, s.on_error, metrics.guard.clone());
+    Ok((guarded, bans))
 }
 
 /// Request ids: a random per-process prefix and a counter. Unique across restarts and nodes with

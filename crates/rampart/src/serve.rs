@@ -252,4 +252,32 @@ impl rampart_console::ConsoleBackend for Backend {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn bans(&self) -> serde_json::Value {
+        let list: Vec<serde_json::Value> = self
+            .shared
+            .bans
+            .list()
+            .into_iter()
+            .map(|(t, left)| serde_json::json!({"target": t.to_string(), "expires_in_s": left.as_secs()}))
+            .collect();
+        serde_json::json!({ "bans": list })
+    }
+
+    fn ban(&self, target: &str, duration: &str) -> Result<(), String> {
+        let t: rampart_guard::BanTarget = target.parse()?;
+        let d = humantime::parse_duration(duration).map_err(|e| format!("`{duration}` is not a duration: {e}"))?;
+        if d.is_zero() {
+            return Err("a ban needs a duration longer than zero".into());
+        }
+        tracing::info!(target = %t, duration = %humantime::format_duration(d), "banned through the admin API");
+        self.shared.bans.ban_target(t, d);
+        Ok(())
+    }
+
+    fn unban(&self, target: &str) -> Result<bool, String> {
+        let t: rampart_guard::BanTarget = target.parse()?;
+        tracing::info!(target = %t, "unbanned through the admin API");
+        Ok(self.shared.bans.unban_target(&t))
+    }
 }

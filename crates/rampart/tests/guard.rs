@@ -1,7 +1,8 @@
 //! Shared state through the real binary: two gateway processes sharing one redis-server enforce one limit
 //! exactly; when Redis dies mid-run one node fails closed (503) and the other open (200), both answering
 //! fast, and both go back to the shared count when Redis returns. Also: keyed limits on one node (429 with
-//! Retry-After, a ban from a flood limit, failed logins counted by response status).
+//! Retry-After, a ban from a flood limit, failed logins counted by response status), and bans (address,
+//! network, session) shared by two nodes through Redis, set and lifted through the admin API.
 
 mod common;
 
@@ -281,4 +282,185 @@ count_status = [401]
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(proc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_are_shared_by_the_fleet_and_lifted_everywhere() {
+    let Some(redis) = RedisServer::start() else { return };
+    let app = backend("app").await;
+    let token = "admin-test-token";
+    let node = |port: u16, console: u16| {
+        gateway(
+            port,
+            app.addr,
+            &format!(
+                r#"
+[state]
+backend = "redis"
+url = "{url}"
+timeout = "250ms"
+ban_sync = "200ms"
+
+[identity]
+session = "cookie:sid"
+
+[console]
+listen = "127.0.0.1:{console}"
+token = "{token}"
+
+[[routes]]
+name = "other"
+path = "/other"
+upstream = "app"
+mode = "block"
+
+[[rate_limits]]
+name = "flood"
+routes = ["api"]
+key = ["client_ip"]
+rate = "10/1m"
+burst = 10
+action = "ban"
+ban_for = "10m"
+"#,
+                url = redis.url()
+            ),
+        )
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (port_a, port_b, console_a, console_b) = (free_port(), free_port(), free_port(), free_port());
+    let node_a = start(dir_a.path(), &node(port_a, console_a));
+    let node_b = start(dir_b.path(), &node(port_b, console_b));
+    let c = http_client();
+    let (base_a, base_b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    wait_for(&c, &format!("{base_a}/ready"), &node_a, |_| true).await;
+    wait_for(&c, &format!("{base_b}/ready"), &node_b, |_| true).await;
+    // Requests to /other: no rate limit there, so a refusal can only be a ban.
+    let get = |base: &str, ip: &str, sid: &str| {
+        let req = c
+            .get(format!("{base}/other"))
+            .header("x-forwarded-for", ip)
+            .header("cookie", format!("sid={sid}"));
+        async move { req.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    // Waits until `url` answers `want` (a ban or an unban reached that node), within two seconds.
+    let until = |base: String, ip: &'static str, sid: &'static str, want: u16, what: &'static str| {
+        let get = &get;
+        async move {
+            let t = Instant::now();
+            loop {
+                let s = get(&base, ip, sid).await;
+                if s == want {
+                    return t.elapsed();
+                }
+                assert!(t.elapsed() < Duration::from_secs(2), "{what}: still {s} after 2 s");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let admin = |console: u16, method: reqwest::Method, path: &str| {
+        c.request(method, format!("http://127.0.0.1:{console}{path}"))
+            .bearer_auth(token)
+    };
+
+    // A flood on node a ends in a ban there; node b refuses the address too.
+    let mut flood = Vec::new();
+    for _ in 0..15 {
+        let r = c
+            .get(format!("{base_a}/items"))
+            .header("x-forwarded-for", "203.0.113.50")
+            .send()
+            .await;
+        flood.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+    }
+    assert!(
+        flood[..10].iter().all(|s| *s == 200) && flood[10..].iter().all(|s| *s == 403),
+        "{flood:?}"
+    );
+    let took = until(base_b.clone(), "203.0.113.50", "s1", 403, "the flood ban on node b").await;
+    eprintln!("a ban made on node a held on node b after {took:?}");
+    assert_eq!(
+        get(&base_b, "203.0.113.51", "s1").await,
+        200,
+        "a neighbour is not banned"
+    );
+
+    // A network ban set on node b through the admin API holds on node a.
+    let r = admin(console_b, reqwest::Method::POST, "/api/bans")
+        .json(&serde_json::json!({"target": "net:198.51.100.0/24", "for": "10m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    until(base_a.clone(), "198.51.100.7", "s2", 403, "the network ban on node a").await;
+    assert_eq!(get(&base_a, "198.51.101.7", "s2").await, 200, "outside the network");
+
+    // A session ban by the hash events show: any address with that session is refused on both nodes.
+    let session = rampart_guard::token_hash("stolen-session-42");
+    let r = admin(console_a, reqwest::Method::POST, "/api/bans")
+        .json(&serde_json::json!({"target": format!("session:{session}"), "for": "10m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    until(
+        base_b.clone(),
+        "192.0.2.80",
+        "stolen-session-42",
+        403,
+        "the session ban on node b",
+    )
+    .await;
+    assert_eq!(get(&base_b, "192.0.2.80", "another-session").await, 200);
+
+    // Both nodes list the three bans.
+    for console in [console_a, console_b] {
+        let v: serde_json::Value = admin(console, reqwest::Method::GET, "/api/bans")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut targets: Vec<String> = v["bans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["target"].as_str().unwrap().to_string())
+            .collect();
+        targets.sort();
+        assert_eq!(
+            targets,
+            vec![
+                "ip:203.0.113.50".to_string(),
+                "net:198.51.100.0/24".to_string(),
+                format!("session:{session}")
+            ]
+        );
+    }
+
+    // Lifted on node a, lifted on node b. Bad input is refused with a reason; no token, no admin API.
+    let r = admin(console_a, reqwest::Method::DELETE, "/api/bans/net:198.51.100.0%2F24")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    until(base_b.clone(), "198.51.100.7", "s2", 200, "the unban on node b").await;
+    let r = admin(console_a, reqwest::Method::POST, "/api/bans")
+        .json(&serde_json::json!({"target": "mallory", "for": "1h"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not an address"));
+    let r = c
+        .get(format!("http://127.0.0.1:{console_a}/api/bans"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    drop((node_a, node_b));
 }
