@@ -350,9 +350,30 @@ impl AbuseGuard {
         None
     }
 
+    /// The text whose presence in the response body means a failed login, when a pending login's route
+    /// declares one: the proxy then watches the body and calls [`AbuseGuard::count_response_with`].
+    pub fn failure_marker(&self, pending: &[PendingAbuse]) -> Option<&str> {
+        pending.iter().find_map(|p| match p {
+            PendingAbuse::Login { spec, .. } => self.logins.get(*spec)?.0.failure_body.as_deref(),
+            _ => None,
+        })
+    }
+
     /// Counts the response of a request that passed [`AbuseGuard::check`]. Returns an outcome to record
     /// (never to answer with: the response is gone) for a success after a run of failures.
     pub async fn count_response(&self, store: &Guarded, pending: &[PendingAbuse], status: u16) -> Option<AbuseOutcome> {
+        self.count_response_with(store, pending, status, false).await
+    }
+
+    /// [`AbuseGuard::count_response`], where `body_failed` says the response body held the route's
+    /// `failure_body` marker (a failed login whatever its status).
+    pub async fn count_response_with(
+        &self,
+        store: &Guarded,
+        pending: &[PendingAbuse],
+        status: u16,
+        body_failed: bool,
+    ) -> Option<AbuseOutcome> {
         let mut out = None;
         for p in pending {
             match p {
@@ -367,7 +388,7 @@ impl AbuseGuard {
                         continue;
                     };
                     let failures_key = self.key(&[&spec.route, "fu", user]);
-                    if spec.failure_status.contains(&status) {
+                    if spec.failure_status.contains(&status) || body_failed {
                         store.window(&failures_key, spec.window, 1).await;
                         store
                             .window(&self.key(&[&spec.route, "pf", prefix]), spec.slow_window, 1)
@@ -443,6 +464,7 @@ mod tests {
             username: KeyPart::Json("/username".into()),
             password: Some(KeyPart::Json("/password".into())),
             failure_status: vec![401],
+            failure_body: None,
             window: Duration::from_secs(600),
             max_usernames_per_ip: 5,
             max_ips_per_username: 5,

@@ -2,8 +2,9 @@
 //! the shared store does.
 //!
 //! When the shared store fails or is late, the decision falls back by `on_error` (decide on this node's
-//! memory, allow, or deny) and a breaker keeps the next decisions off the shared store for a short while, so
-//! an outage costs one timeout, not one per request. After the pause one decision probes the store again;
+//! memory, allow, or deny). An error, or late answers with none in time for a while, open a breaker that keeps the next
+//! decisions off the shared store for a short while, so an outage costs a few timeouts, not one per
+//! request. After the pause one decision probes the store again;
 //! when it answers, decisions go back to it.
 
 use crate::store::{Decision, Gcra, MemoryStore, StateStore, StoreError};
@@ -17,6 +18,13 @@ use std::time::{Duration, Instant};
 
 /// How long decisions stay off the shared store after it failed.
 const BREAKER_PAUSE: Duration = Duration::from_millis(500);
+
+/// How long the store may go without an answer in time before late answers open the breaker, in
+/// decision timeouts (and at least `MIN_SILENCE`). A late answer while others arrive in time is a
+/// scheduling hiccup on a loaded host, not an outage: pausing the store for each moved a third of the
+/// decisions to the fallback (docs/benchmarks.md). An error (refused, reset) opens the breaker at once.
+const SILENCE_TIMEOUTS: u32 = 4;
+const MIN_SILENCE: Duration = Duration::from_millis(20);
 
 #[derive(Default)]
 pub struct GuardMetrics {
@@ -56,6 +64,8 @@ pub struct Guarded {
     on_error: OnStoreError,
     /// Microseconds since `epoch` until which the shared store is skipped.
     paused_until: AtomicI64,
+    /// When the store last answered in time (microseconds since `epoch`).
+    last_answer_us: AtomicI64,
     epoch: Instant,
     metrics: Arc<GuardMetrics>,
 }
@@ -83,6 +93,8 @@ impl Guarded {
             timeout,
             on_error,
             paused_until: AtomicI64::new(0),
+            // Never: a store that has not answered yet gets no grace.
+            last_answer_us: AtomicI64::new(i64::MIN / 2),
             epoch: Instant::now(),
             metrics,
         }
@@ -118,10 +130,24 @@ impl Guarded {
 
     fn failed(&self, e: &StoreError) {
         self.metrics.store_errors.inc();
+        if matches!(e, StoreError::Timeout(_)) {
+            let silence = (self.timeout * SILENCE_TIMEOUTS).max(MIN_SILENCE).as_micros() as i64;
+            if self.now_us() - self.last_answer_us.load(Ordering::Relaxed) < silence {
+                return;
+            }
+        }
         let until = self.now_us() + BREAKER_PAUSE.as_micros() as i64;
         let before = self.paused_until.swap(until, Ordering::Relaxed);
         if before <= self.now_us() - BREAKER_PAUSE.as_micros() as i64 {
             tracing::warn!(error = %e, fallback = ?self.on_error, "state store failed; deciding without it for now");
+        }
+    }
+
+    fn answered(&self) {
+        // At most one write per millisecond to the shared cache line, whatever the decision rate.
+        let now = self.now_us();
+        if now - self.last_answer_us.load(Ordering::Relaxed) > 1000 {
+            self.last_answer_us.store(now, Ordering::Relaxed);
         }
     }
 
@@ -134,6 +160,7 @@ impl Guarded {
             let r = tokio::time::timeout(self.timeout, s.gcra(key, limit, cost)).await;
             match r.unwrap_or(Err(StoreError::Timeout(self.timeout))) {
                 Ok(d) => {
+                    self.answered();
                     self.count("store");
                     return Answer {
                         value: d,
@@ -167,6 +194,7 @@ impl Guarded {
             let r = tokio::time::timeout(self.timeout, s.window(key, window, add)).await;
             match r.unwrap_or(Err(StoreError::Timeout(self.timeout))) {
                 Ok(v) => {
+                    self.answered();
                     self.count("store");
                     return Answer {
                         value: Some(v),
@@ -199,6 +227,7 @@ impl Guarded {
             let r = tokio::time::timeout(self.timeout, s.distinct(key, window, member)).await;
             match r.unwrap_or(Err(StoreError::Timeout(self.timeout))) {
                 Ok(v) => {
+                    self.answered();
                     self.count("store");
                     return Answer {
                         value: Some(v),
@@ -270,7 +299,52 @@ mod tests {
             }
             assert_eq!(allowed, allowed_of_5, "{mode:?}");
             assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
-            assert_eq!(store.metrics.store_errors.get(), 1, "the breaker holds the store off");
+            assert_eq!(
+                store.metrics.store_errors.get(),
+                1,
+                "a store that never answered: the first timeout opens the breaker"
+            );
         }
+    }
+
+    /// A store that answers late every other time.
+    struct Flaky(std::sync::atomic::AtomicU32);
+    impl StateStore for Flaky {
+        fn gcra<'a>(&'a self, _: &'a str, _: Gcra, _: u32) -> StoreFuture<'a, Decision> {
+            let late = self.0.fetch_add(1, Ordering::Relaxed) % 2 == 1;
+            Box::pin(async move {
+                if late {
+                    std::future::pending::<()>().await;
+                }
+                Ok(Decision::ALLOW)
+            })
+        }
+        fn window<'a>(&'a self, _: &'a str, _: Duration, _: u64) -> StoreFuture<'a, (u64, Duration)> {
+            Box::pin(std::future::pending())
+        }
+        fn distinct<'a>(&'a self, _: &'a str, _: Duration, _: &'a str) -> StoreFuture<'a, u64> {
+            Box::pin(std::future::pending())
+        }
+        fn kind(&self) -> &'static str {
+            "flaky"
+        }
+    }
+
+    #[tokio::test]
+    async fn an_occasional_late_answer_does_not_open_the_breaker() {
+        let store = Guarded::new(
+            Some(Arc::new(Flaky(std::sync::atomic::AtomicU32::new(0)))),
+            100,
+            Duration::from_millis(2),
+            OnStoreError::Local,
+            Arc::new(GuardMetrics::default()),
+        );
+        let g = Gcra::new(1000, Duration::from_secs(1), 1000);
+        let mut from_store = 0;
+        for _ in 0..20 {
+            from_store += usize::from(!store.gcra("k", g, 1).await.fallback);
+        }
+        assert_eq!(from_store, 10, "every answer in time was used");
+        assert_eq!(store.metrics.store_errors.get(), 10);
     }
 }

@@ -368,6 +368,8 @@ pub struct LoginFile {
     pub password: Option<S<String>>,
     #[serde(default)]
     pub failure_status: Vec<u16>,
+    /// Text in the response body that means "wrong credentials" (for APIs that answer 200 with an error).
+    pub failure_body: Option<S<String>>,
     pub window: Option<S<String>>,
     pub max_usernames_per_ip: Option<u64>,
     pub max_ips_per_username: Option<u64>,

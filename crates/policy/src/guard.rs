@@ -386,6 +386,8 @@ pub struct LoginSpec {
     pub password: Option<KeyPart>,
     /// Response statuses that mean "wrong credentials".
     pub failure_status: Vec<u16>,
+    /// Text in the first [`FAILURE_BODY_SCAN`] bytes of the response body that means "wrong credentials".
+    pub failure_body: Option<String>,
     pub window: Duration,
     /// Distinct user names tried from one address within `window`.
     pub max_usernames_per_ip: u64,
@@ -398,6 +400,9 @@ pub struct LoginSpec {
     pub leaked_passwords: Option<std::path::PathBuf>,
     pub action: AbuseAction,
 }
+
+/// How much of a login response body is searched for `failure_body`.
+pub const FAILURE_BODY_SCAN: usize = 16 * 1024;
 
 /// Enumeration / BOLA / forced browsing on one route.
 #[derive(Debug, Clone, PartialEq)]
@@ -521,11 +526,25 @@ impl Compiler<'_> {
                 None
             }
         });
+        let failure_body = l.failure_body.as_ref().and_then(|b| {
+            let v = b.get_ref();
+            if v.is_empty() || v.len() > 256 {
+                self.r.error(
+                    Some(b.span()),
+                    "failure_body must be 1-256 bytes of text".to_string(),
+                    Some("a short marker of the error answer, e.g. \"invalid_credentials\"".to_string()),
+                );
+                None
+            } else {
+                Some(v.clone())
+            }
+        });
         let action = self.abuse_action(&l.action, &l.ban_for);
         if !route_ok {
             return None;
         }
         Some(LoginSpec {
+            failure_body,
             route: l.route.get_ref().clone(),
             username: username?,
             password,

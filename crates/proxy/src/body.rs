@@ -145,7 +145,66 @@ impl Body for ProxyBody {
 /// The body sent back to the client.
 pub enum RespBody {
     Upstream(Incoming),
+    /// The upstream's stream, its start searched for a marker on the way through.
+    Watched(Incoming, Box<MarkerWatch>),
     Full(Option<Bytes>),
+}
+
+/// Searches the first `limit` bytes of a body for a marker as it streams past (a login API that answers a
+/// wrong password with 200 and `{"error": "invalid_credentials"}`), and reports once whether it was
+/// seen: when found, when the limit or the end is reached, or when the body is dropped. The body is not
+/// held back: only a tail as long as the marker is kept, to find it across frame boundaries.
+pub struct MarkerWatch {
+    needle: Box<[u8]>,
+    carry: Vec<u8>,
+    scanned: usize,
+    limit: usize,
+    report: Option<tokio::sync::oneshot::Sender<bool>>,
+}
+
+impl MarkerWatch {
+    pub fn new(needle: &str, limit: usize) -> (Box<Self>, tokio::sync::oneshot::Receiver<bool>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let w = MarkerWatch {
+            needle: needle.as_bytes().into(),
+            carry: Vec::new(),
+            scanned: 0,
+            limit,
+            report: Some(tx),
+        };
+        (Box::new(w), rx)
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        if self.report.is_none() || self.needle.is_empty() {
+            return;
+        }
+        let take = data.len().min(self.limit - self.scanned);
+        self.carry.extend_from_slice(&data[..take]);
+        self.scanned += take;
+        if memchr::memmem::find(&self.carry, &self.needle).is_some() {
+            return self.finish(true);
+        }
+        if self.scanned >= self.limit {
+            return self.finish(false);
+        }
+        let keep = self.needle.len() - 1;
+        if self.carry.len() > keep {
+            self.carry.drain(..self.carry.len() - keep);
+        }
+    }
+
+    pub fn finish(&mut self, found: bool) {
+        if let Some(tx) = self.report.take() {
+            let _ = tx.send(found);
+        }
+    }
+}
+
+impl Drop for MarkerWatch {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
 }
 
 impl RespBody {
@@ -165,20 +224,33 @@ impl Body for RespBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             RespBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            RespBody::Watched(b, watch) => {
+                let polled = Pin::new(b).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(d) = frame.data_ref() {
+                            watch.feed(d);
+                        }
+                    }
+                    Poll::Ready(_) => watch.finish(false),
+                    Poll::Pending => {}
+                }
+                polled
+            }
             RespBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RespBody::Upstream(b) => b.is_end_stream(),
+            RespBody::Upstream(b) | RespBody::Watched(b, _) => b.is_end_stream(),
             RespBody::Full(b) => b.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RespBody::Upstream(b) => b.size_hint(),
+            RespBody::Upstream(b) | RespBody::Watched(b, _) => b.size_hint(),
             RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }
@@ -250,5 +322,42 @@ fn join(first: Option<Bytes>, buf: Option<BytesMut>) -> Bytes {
         (_, Some(b)) => b.freeze(),
         (Some(f), None) => f,
         (None, None) => Bytes::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(frames: &[&[u8]], needle: &str, limit: usize) -> bool {
+        let (mut w, mut rx) = MarkerWatch::new(needle, limit);
+        for f in frames {
+            w.feed(f);
+        }
+        drop(w);
+        rx.try_recv().unwrap()
+    }
+
+    #[test]
+    fn the_marker_is_found_across_frames_and_only_within_the_limit() {
+        let marker = "invalid_credentials";
+        assert!(verdict(&[br#"{"error":"invalid_credentials"}"#], marker, 1024));
+        assert!(verdict(&[br#"{"error":"invalid_cre"#, br#"dentials"}"#], marker, 1024));
+        assert!(verdict(
+            &[b"{\"e", b"rror\":\"inv", b"alid_", b"credentials\"}"],
+            marker,
+            1024
+        ));
+        assert!(!verdict(&[br#"{"token":"eyJhbGciOi..."}"#], marker, 1024));
+        let late = format!("{}invalid_credentials", " ".repeat(2000));
+        assert!(!verdict(&[late.as_bytes()], marker, 1024), "past the scan limit");
+        assert!(verdict(&[late.as_bytes()], marker, 4096));
+    }
+
+    #[test]
+    fn a_dropped_watch_reports_not_found_once() {
+        let (w, mut rx) = MarkerWatch::new("x", 10);
+        drop(w);
+        assert_eq!(rx.try_recv(), Ok(false));
     }
 }

@@ -124,8 +124,36 @@ pub async fn handle(
             outcome.route.clone().unwrap_or_else(|| Arc::from("-")),
         );
         let request_id = request_id.clone();
+        // A login route that recognises failures by the body: watch the body on its way to the client.
+        let body_verdict = rt.abuse.failure_marker(&pending).map(|marker| {
+            let (mut watch, verdict) = crate::body::MarkerWatch::new(marker, rampart_policy::guard::FAILURE_BODY_SCAN);
+            let (parts, body) = std::mem::replace(&mut resp, Response::new(RespBody::empty())).into_parts();
+            let body = match body {
+                RespBody::Upstream(b) => RespBody::Watched(b, watch),
+                other => {
+                    // Our own answer (an error page): the upstream never said anything.
+                    watch.finish(false);
+                    other
+                }
+            };
+            resp = Response::from_parts(parts, body);
+            verdict
+        });
         tokio::spawn(async move {
-            let Some(found) = rt.abuse.count_response(&shared.state, &pending, status).await else {
+            let body_failed = match body_verdict {
+                // A client that never reads the body leaves it undecided: a body not seen is not a failure.
+                Some(v) => tokio::time::timeout(std::time::Duration::from_secs(60), v)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(false),
+                None => false,
+            };
+            let Some(found) = rt
+                .abuse
+                .count_response_with(&shared.state, &pending, status, body_failed)
+                .await
+            else {
                 return;
             };
             if let Some(bus) = shared.events() {

@@ -80,6 +80,26 @@ async fn account_service(accounts: HashMap<String, String>) -> AccountService {
                                 }
                                 _ => 400,
                             }
+                        } else if path == "/v1/session" {
+                            // An older API: every answer is 200, a wrong password says so in the body.
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                            let ok = match (v["username"].as_str(), v["password"].as_str()) {
+                                (Some(u), Some(p)) => accounts.get(u).is_some_and(|known| known == p),
+                                _ => false,
+                            };
+                            let answer: &'static [u8] = if ok {
+                                br#"{"token":"eyJhbGciOiJIUzI1NiJ9.e30.sig"}"#
+                            } else {
+                                br#"{"status":"error","error":"invalid_credentials","message":"Wrong user name or password"}"#
+                            };
+                            return Ok::<_, Infallible>(
+                                Response::builder()
+                                    .status(200)
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from_static(answer)))
+                                    .unwrap(),
+                            );
                         } else if path == "/login" {
                             counter.fetch_add(1, Ordering::SeqCst);
                             let body = req.into_body().collect().await.unwrap().to_bytes();
@@ -151,6 +171,13 @@ mode = "block"
 name = "users"
 path = "/users/{{id}}"
 match = "template"
+upstream = "app"
+mode = "block"
+
+[[routes]]
+name = "session"
+path = "/v1/session"
+match = "exact"
 upstream = "app"
 mode = "block"
 
@@ -596,6 +623,72 @@ flush_interval = "50ms"
                 .any(|l| l.contains("sms_pumping:otp-send") && l.contains(signal)),
             "no {signal} event: {events:.2000}"
         );
+    }
+    drop(proc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_recognised_by_the_body_when_the_status_says_200() {
+    let mut accounts = HashMap::new();
+    accounts.insert("victim@example.org".to_string(), "correct horse".to_string());
+    accounts.insert("ada@example.org".to_string(), "Analytical-Engine-1843".to_string());
+    let app = account_service(accounts).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let proc = start(
+        dir.path(),
+        port,
+        app.addr,
+        r#"
+[[logins]]
+route = "session"
+username = "json:/username"
+password = "json:/password"
+failure_status = [401]
+failure_body = "invalid_credentials"
+window = "10m"
+max_ips_per_username = 5
+"#,
+    );
+    let c = http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&c, &format!("{base}/ready"), &proc, |_| true).await;
+    let attempt = |ip: String, user: &'static str, password: &'static str| {
+        let c = c.clone();
+        let url = format!("{base}/v1/session");
+        async move {
+            let r = c
+                .post(url)
+                .header("x-forwarded-for", ip)
+                .json(&serde_json::json!({ "username": user, "password": password }))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // Password spraying on one account from many addresses; every answer is 200 with an error body, which
+    // reaches the client whole.
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let (status, body) = attempt(format!("198.18.{i}.9"), "victim@example.org", "Winter2024!").await;
+        if status == 200 {
+            assert!(body.contains("invalid_credentials"), "{body}");
+        }
+        statuses.push(status);
+        tokio::time::sleep(Duration::from_millis(20)).await; // the verdict is counted after the body
+    }
+    let first_refused = statuses.iter().position(|s| *s == 403);
+    assert_eq!(
+        first_refused,
+        Some(6),
+        "once more than five addresses failed, the next is refused: {statuses:?}"
+    );
+    // Someone else logs in; a 200 with a token is not a failure.
+    for _ in 0..3 {
+        let (status, body) = attempt("192.0.2.44".into(), "ada@example.org", "Analytical-Engine-1843").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("token"));
     }
     drop(proc);
 }
