@@ -10,7 +10,7 @@ use rampart_guard::store::{Gcra, StateStore};
 use rampart_policy::guard::OnStoreError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::RedisServer;
+use support::{RedisCluster, RedisServer};
 
 async fn connected(server: &RedisServer) -> Arc<RedisStore> {
     let s = RedisStore::standalone(&server.url()).unwrap();
@@ -136,4 +136,52 @@ async fn an_outage_costs_at_most_the_timeout_and_the_store_comes_back() {
         assert!(Instant::now() < deadline, "never recovered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_counts_exactly_across_slots_and_shares_bans() {
+    use rampart_guard::bans::{BanOp, BanStore};
+    let Some(cluster) = RedisCluster::start() else { return };
+    let (a, b) = (
+        RedisStore::cluster(&cluster.nodes()).unwrap(),
+        RedisStore::cluster(&cluster.nodes()).unwrap(),
+    );
+    a.connect().await.unwrap();
+    b.connect().await.unwrap();
+    assert_eq!(a.kind(), "redis-cluster");
+    // Keys in many hash slots (so on all three masters), each counted by two clients.
+    let w = Duration::from_secs(3600);
+    for k in 0..30 {
+        let key = format!("rampart:test:{{tenant-{k}}}");
+        for i in 0..20 {
+            let s = if i % 2 == 0 { &a } else { &b };
+            s.window(&key, w, 1).await.unwrap();
+        }
+        assert_eq!(a.window(&key, w, 0).await.unwrap().0, 20, "{key}");
+    }
+    let g = Gcra::new(10, Duration::from_secs(60), 5);
+    let mut allowed = 0;
+    for i in 0..20 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        allowed += usize::from(s.gcra("rampart:test:{gcra}", g, 1).await.unwrap().allowed);
+    }
+    assert_eq!(allowed, 5);
+    for i in 0..100 {
+        a.distinct("rampart:test:{ids}", w, &format!("id{i}")).await.unwrap();
+    }
+    let n = b.distinct("rampart:test:{ids}", w, "id0").await.unwrap();
+    assert!((98..=102).contains(&n), "{n}");
+
+    // The fleet's ban set lives in one slot; a ban published by one client is pulled by the other.
+    let key = "rampart:bans:{fleet}";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let target: rampart_guard::BanTarget = "net:203.0.113.0/24".parse().unwrap();
+    a.apply(key, &[BanOp::Add(target.clone(), now + 60_000)]).await.unwrap();
+    let pulled = b.pull(key, now, 100).await.unwrap();
+    assert_eq!(pulled, vec![(target.to_string(), now + 60_000)]);
+    b.apply(key, &[BanOp::Remove(target)]).await.unwrap();
+    assert!(a.pull(key, now, 100).await.unwrap().is_empty());
 }

@@ -102,3 +102,121 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A three-master Redis Cluster on loopback (no replicas), made with `redis-cli --cluster create`.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    children: Vec<Child>,
+    dir: std::path::PathBuf,
+}
+
+/// A free port whose cluster bus port (+10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+impl RedisCluster {
+    pub fn start() -> Option<RedisCluster> {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let cli_ok = Command::new("redis-cli")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let (Some(bin), true) = (binary(), cli_ok) else {
+            if ci {
+                panic!("redis-server and redis-cli are not installed; .ci/run installs them");
+            }
+            eprintln!("skipping: redis-server / redis-cli are not installed (apt-get install redis-server)");
+            return None;
+        };
+        let dir = std::env::temp_dir().join(format!("rampart-redis-cluster-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = RedisCluster {
+            ports: Vec::new(),
+            children: Vec::new(),
+            dir,
+        };
+        for i in 0..3 {
+            let port = free_cluster_port();
+            let child = Command::new(&bin)
+                .current_dir(&c.dir)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{i}.conf"),
+                ])
+                .args(["--protected-mode", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server starts");
+            c.children.push(child);
+            c.ports.push(port);
+        }
+        for port in &c.ports {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start on {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(c.ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // Every node must agree the cluster is up before clients use it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in &c.ports {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli runs");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster never came up");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Some(c)
+    }
+
+    pub fn nodes(&self) -> Vec<String> {
+        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
