@@ -389,19 +389,15 @@ impl AbuseGuard {
                     };
                     let failures_key = self.key(&[&spec.route, "fu", user]);
                     if spec.failure_status.contains(&status) || body_failed {
-                        store.window(&failures_key, spec.window, 1).await;
-                        store
-                            .window(&self.key(&[&spec.route, "pf", prefix]), spec.slow_window, 1)
-                            .await;
+                        store.count(&failures_key, spec.window, 1);
+                        store.count(&self.key(&[&spec.route, "pf", prefix]), spec.slow_window, 1);
                         let ips = store
                             .distinct(&self.key(&[&spec.route, "ipsu", user]), spec.window, &ip.to_string())
                             .await
                             .value
                             .unwrap_or(0);
                         if ips > spec.max_ips_per_username {
-                            store
-                                .window(&self.key(&[&spec.route, "flag", "user", user]), spec.window, 1)
-                                .await;
+                            store.count(&self.key(&[&spec.route, "flag", "user", user]), spec.window, 1);
                         }
                     } else if (200..300).contains(&status) {
                         let failures = store
@@ -434,9 +430,9 @@ impl AbuseGuard {
                     let Some(spec) = self.enumeration.get(*spec) else {
                         continue;
                     };
-                    store.window(&self.key(&[&spec.name, "t", per]), spec.window, 1).await;
+                    store.count(&self.key(&[&spec.name, "t", per]), spec.window, 1);
                     if status == 403 || status == 404 {
-                        store.window(&self.key(&[&spec.name, "e", per]), spec.window, 1).await;
+                        store.count(&self.key(&[&spec.name, "e", per]), spec.window, 1);
                     }
                 }
                 PendingAbuse::OtpSend { spec, country, range } | PendingAbuse::OtpVerify { spec, country, range } => {

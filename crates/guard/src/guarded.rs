@@ -7,7 +7,7 @@
 //! request. After the pause one decision probes the store again;
 //! when it answers, decisions go back to it.
 
-use crate::store::{Decision, Gcra, MemoryStore, StateStore, StoreError};
+use crate::store::{Count, Decision, Gcra, MemoryStore, StateStore, StoreError};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -57,9 +57,16 @@ impl GuardMetrics {
     }
 }
 
+/// Counts waiting for the flusher; past this, counts are kept on this node (the fallback's store).
+const COUNT_QUEUE: usize = 65_536;
+/// The most counts sent to the store in one round trip.
+const COUNT_BATCH: usize = 1024;
+
 pub struct Guarded {
     shared: Option<Arc<dyn StateStore>>,
-    local: MemoryStore,
+    local: Arc<MemoryStore>,
+    /// Counts that need no answer, on their way to the flusher (see [`Guarded::count`]).
+    counts: Option<tokio::sync::mpsc::Sender<Count>>,
     timeout: Duration,
     on_error: OnStoreError,
     /// Microseconds since `epoch` until which the shared store is skipped.
@@ -87,9 +94,19 @@ impl Guarded {
         on_error: OnStoreError,
         metrics: Arc<GuardMetrics>,
     ) -> Self {
+        let local = Arc::new(MemoryStore::new(max_keys));
+        let counts = match (&shared, tokio::runtime::Handle::try_current()) {
+            (Some(store), Ok(rt)) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(COUNT_QUEUE);
+                rt.spawn(flush_counts(store.clone(), rx, local.clone(), metrics.clone()));
+                Some(tx)
+            }
+            _ => None,
+        };
         Guarded {
             shared,
-            local: MemoryStore::new(max_keys),
+            local,
+            counts,
             timeout,
             on_error,
             paused_until: AtomicI64::new(0),
@@ -151,7 +168,28 @@ impl Guarded {
         }
     }
 
-    fn count(&self, where_: &'static str) {
+    /// Adds to a window counter without waiting for the store (responses counted after the fact: failed
+    /// logins, 404 runs, codes sent). Counts queue for a flusher that sends whatever accumulated in one
+    /// pipeline while the previous one was in flight: one round trip for many counts under load, none
+    /// per count. When the store is away or the queue is full they are counted on this node instead.
+    pub fn count(&self, key: &str, window: Duration, add: u64) {
+        if let (Some(tx), Some(_)) = (&self.counts, self.usable()) {
+            let c = Count {
+                key: key.to_string(),
+                window,
+                add,
+            };
+            if tx.try_send(c).is_ok() {
+                return;
+            }
+            self.tally("fallback");
+        } else if self.shared.is_some() {
+            self.tally("fallback");
+        }
+        self.local.window_now(key, window, add);
+    }
+
+    fn tally(&self, where_: &'static str) {
         self.metrics.decisions.get_or_create(&[("decided_by", where_)]).inc();
     }
 
@@ -161,7 +199,7 @@ impl Guarded {
             match r.unwrap_or(Err(StoreError::Timeout(self.timeout))) {
                 Ok(d) => {
                     self.answered();
-                    self.count("store");
+                    self.tally("store");
                     return Answer {
                         value: d,
                         fallback: false,
@@ -170,13 +208,13 @@ impl Guarded {
                 Err(e) => self.failed(&e),
             }
         } else if self.shared.is_none() {
-            self.count("memory");
+            self.tally("memory");
             return Answer {
                 value: self.local.gcra_now(key, limit, cost),
                 fallback: false,
             };
         }
-        self.count("fallback");
+        self.tally("fallback");
         let value = match self.on_error {
             OnStoreError::Local => self.local.gcra_now(key, limit, cost),
             OnStoreError::Open => Decision::ALLOW,
@@ -195,7 +233,7 @@ impl Guarded {
             match r.unwrap_or(Err(StoreError::Timeout(self.timeout))) {
                 Ok(v) => {
                     self.answered();
-                    self.count("store");
+                    self.tally("store");
                     return Answer {
                         value: Some(v),
                         fallback: false,
@@ -204,13 +242,13 @@ impl Guarded {
                 Err(e) => self.failed(&e),
             }
         } else if self.shared.is_none() {
-            self.count("memory");
+            self.tally("memory");
             return Answer {
                 value: Some(self.local.window_now(key, window, add)),
                 fallback: false,
             };
         }
-        self.count("fallback");
+        self.tally("fallback");
         let value = match self.on_error {
             OnStoreError::Local => Some(self.local.window_now(key, window, add)),
             OnStoreError::Open => Some((0, window)),
@@ -228,7 +266,7 @@ impl Guarded {
             match r.unwrap_or(Err(StoreError::Timeout(self.timeout))) {
                 Ok(v) => {
                     self.answered();
-                    self.count("store");
+                    self.tally("store");
                     return Answer {
                         value: Some(v),
                         fallback: false,
@@ -237,19 +275,50 @@ impl Guarded {
                 Err(e) => self.failed(&e),
             }
         } else if self.shared.is_none() {
-            self.count("memory");
+            self.tally("memory");
             return Answer {
                 value: Some(self.local.distinct_now(key, window, member)),
                 fallback: false,
             };
         }
-        self.count("fallback");
+        self.tally("fallback");
         let value = match self.on_error {
             OnStoreError::Local => Some(self.local.distinct_now(key, window, member)),
             OnStoreError::Open => Some(0),
             OnStoreError::Closed => None,
         };
         Answer { value, fallback: true }
+    }
+}
+
+/// Sends queued counts to the store, as many as accumulated (up to [`COUNT_BATCH`]) in one call, same
+/// keys merged. A batch the store refuses or does not take within a second is counted on this node.
+async fn flush_counts(
+    store: Arc<dyn StateStore>,
+    mut rx: tokio::sync::mpsc::Receiver<Count>,
+    local: Arc<MemoryStore>,
+    metrics: Arc<GuardMetrics>,
+) {
+    let mut merged: std::collections::HashMap<(String, Duration), u64> = std::collections::HashMap::new();
+    while let Some(first) = rx.recv().await {
+        merged.insert((first.key, first.window), first.add);
+        while merged.len() < COUNT_BATCH {
+            match rx.try_recv() {
+                Ok(c) => *merged.entry((c.key, c.window)).or_default() += c.add,
+                Err(_) => break,
+            }
+        }
+        let batch: Vec<Count> = merged
+            .drain()
+            .map(|((key, window), add)| Count { key, window, add })
+            .collect();
+        let sent = tokio::time::timeout(Duration::from_secs(1), store.add_many(&batch)).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            metrics.store_errors.inc();
+            for c in &batch {
+                local.window_now(&c.key, c.window, c.add);
+            }
+        }
     }
 }
 
@@ -346,5 +415,45 @@ mod tests {
         }
         assert_eq!(from_store, 10, "every answer in time was used");
         assert_eq!(store.metrics.store_errors.get(), 10);
+    }
+
+    #[tokio::test]
+    async fn counts_reach_the_store_in_batches_and_stay_local_when_it_is_away() {
+        // A memory store standing in for Redis as the shared store.
+        let shared = Arc::new(MemoryStore::new(1000));
+        let g = Guarded::new(
+            Some(shared.clone()),
+            1000,
+            Duration::from_millis(50),
+            OnStoreError::Local,
+            Arc::new(GuardMetrics::default()),
+        );
+        let w = Duration::from_secs(60);
+        for _ in 0..500 {
+            g.count("failed:{ada}", w, 1);
+            g.count("failed:{bob}", w, 2);
+        }
+        for _ in 0..100 {
+            if shared.window_now("failed:{bob}", w, 0).0 == 1000 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(shared.window_now("failed:{ada}", w, 0).0, 500);
+        assert_eq!(shared.window_now("failed:{bob}", w, 0).0, 1000);
+        assert_eq!(g.local.window_now("failed:{ada}", w, 0).0, 0, "nothing stayed local");
+
+        // A store that never answers: after its timeout the batch is counted on this node.
+        let g = Guarded::new(
+            Some(Arc::new(Hung)),
+            1000,
+            Duration::from_millis(5),
+            OnStoreError::Local,
+            Arc::new(GuardMetrics::default()),
+        );
+        g.count("k", w, 3);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(g.local.window_now("k", w, 0).0, 3);
+        assert_eq!(g.metrics.store_errors.get(), 1);
     }
 }

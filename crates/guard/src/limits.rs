@@ -153,9 +153,7 @@ impl RateLimiter {
                 (Some(g), _) => {
                     store.gcra(&p.store_key, *g, 1).await;
                 }
-                (None, Algorithm::Window { period, .. }) => {
-                    store.window(&p.store_key, period, 1).await;
-                }
+                (None, Algorithm::Window { period, .. }) => store.count(&p.store_key, period, 1),
                 _ => {}
             }
         }

@@ -257,17 +257,12 @@ impl AbuseGuard {
         }
         for level in levels {
             if sent {
-                let sent = self.key(&[&spec.route, "otp-sent", level]);
-                let recent = self.key(&[&spec.route, "otp-recent", level]);
-                tokio::join!(store.window(&sent, spec.window, 1), async {
-                    if !spec.verify_grace.is_zero() {
-                        store.window(&recent, spec.verify_grace, 1).await;
-                    }
-                });
+                store.count(&self.key(&[&spec.route, "otp-sent", level]), spec.window, 1);
+                if !spec.verify_grace.is_zero() {
+                    store.count(&self.key(&[&spec.route, "otp-recent", level]), spec.verify_grace, 1);
+                }
             } else {
-                store
-                    .window(&self.key(&[&spec.route, "otp-verified", level]), spec.window, 1)
-                    .await;
+                store.count(&self.key(&[&spec.route, "otp-verified", level]), spec.window, 1);
             }
         }
     }

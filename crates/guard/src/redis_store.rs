@@ -6,7 +6,7 @@
 //! still agree on windows and arrival times. Keys carry a `{hash tag}` so a window's derived key lives on
 //! the same Cluster slot as the key the script was given.
 
-use crate::store::{Decision, Gcra, StateStore, StoreError, StoreFuture};
+use crate::store::{Count, Decision, Gcra, StateStore, StoreError, StoreFuture};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use std::sync::{Arc, RwLock};
@@ -239,6 +239,44 @@ impl StateStore for RedisStore {
             let w = window.as_micros().max(1) as u64;
             let (count, _) = self.invoke_with(&self.distinct, key, &[w], Some(member)).await?;
             Ok(count.max(0) as u64)
+        })
+    }
+
+    fn add_many<'a>(&'a self, counts: &'a [Count]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = match self.conn()? {
+                Conn::Single(c) => c,
+                // A cluster spreads the keys over nodes: one command each, multiplexed per node.
+                Conn::Cluster(_) => {
+                    for c in counts {
+                        self.window(&c.key, c.window, c.add).await?;
+                    }
+                    return Ok(());
+                }
+            };
+            let mut pipe = redis::pipe();
+            for c in counts {
+                pipe.cmd("EVALSHA")
+                    .arg(self.window.get_hash())
+                    .arg(1)
+                    .arg(&c.key)
+                    .arg(c.window.as_micros().max(1) as u64)
+                    .arg(c.add)
+                    .ignore();
+            }
+            match pipe.query_async::<()>(&mut conn).await {
+                Ok(()) => Ok(()),
+                // A restarted server lost the script: load it and send the batch again, once.
+                Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                    self.window
+                        .prepare_invoke()
+                        .load_async(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
+                    pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+                }
+                Err(e) => Err(unavailable(e)),
+            }
         })
     }
 

@@ -84,8 +84,26 @@ fn denied(over_us: i64) -> Decision {
     }
 }
 
+/// An addition to a window counter whose new value nobody waits for (a response counted after the fact).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    pub key: String,
+    pub window: Duration,
+    pub add: u64,
+}
+
 /// Where counters live.
 pub trait StateStore: Send + Sync + 'static {
+    /// Adds several counts whose answers nobody needs; a store may send them in one round trip.
+    fn add_many<'a>(&'a self, counts: &'a [Count]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            for c in counts {
+                self.window(&c.key, c.window, c.add).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Counts `cost` requests (0: only asks) against the GCRA cell `key`.
     fn gcra<'a>(&'a self, key: &'a str, limit: Gcra, cost: u32) -> StoreFuture<'a, Decision>;
 

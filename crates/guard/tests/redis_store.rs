@@ -185,3 +185,29 @@ async fn a_cluster_counts_exactly_across_slots_and_shares_bans() {
     b.apply(key, &[BanOp::Remove(target)]).await.unwrap();
     assert!(a.pull(key, now, 100).await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_go_in_one_pipeline_and_survive_a_script_flush() {
+    use rampart_guard::store::Count;
+    let Some(server) = RedisServer::start() else { return };
+    let s = connected(&server).await;
+    let w = Duration::from_secs(60);
+    let counts: Vec<Count> = (0..300)
+        .map(|i| Count {
+            key: format!("rampart:test:{{c{}}}", i % 3),
+            window: w,
+            add: 1 + (i % 3) as u64,
+        })
+        .collect();
+    s.add_many(&counts).await.unwrap();
+    for k in 0..3u64 {
+        let n = s.window(&format!("rampart:test:{{c{k}}}"), w, 0).await.unwrap().0;
+        assert_eq!(n, 100 * (k + 1), "key c{k}");
+    }
+    // A server that lost its scripts (restart, SCRIPT FLUSH): the batch reloads the script and lands.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut admin).await.unwrap();
+    s.add_many(&counts[..3]).await.unwrap();
+    assert_eq!(s.window("rampart:test:{c0}", w, 0).await.unwrap().0, 101);
+}

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by the guard and rampart test crates; each uses part of it
 //! A real redis-server for tests: started on a free loopback port, stopped on drop.
 //!
 //! Without redis-server the tests print why they skip, except in CI (CI=true), where they fail: CI installs
