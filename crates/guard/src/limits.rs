@@ -98,6 +98,26 @@ impl RateLimiter {
         stage: Stage,
         pending: &mut Vec<PendingCount>,
     ) -> Option<LimitOutcome> {
+        self.check_cleared(store, facts, stage, pending, false).await
+    }
+
+    /// Whether a limit on `route` answers with a challenge (the proxy then reads the clearance cookie).
+    pub fn has_challenge(&self, route: &str) -> bool {
+        self.limits
+            .iter()
+            .any(|l| l.spec.action == LimitAction::Challenge && applies_to(&l.spec, route))
+    }
+
+    /// [`RateLimiter::check`] for a request that may carry a solved challenge: with `cleared`, limits whose
+    /// action is `challenge` let it through (they still count it).
+    pub async fn check_cleared(
+        &self,
+        store: &Guarded,
+        facts: &RequestFacts<'_>,
+        stage: Stage,
+        pending: &mut Vec<PendingCount>,
+        cleared: bool,
+    ) -> Option<LimitOutcome> {
         for (i, l) in self.limits.iter().enumerate() {
             if l.needs_body != (stage == Stage::Body) || !applies_to(&l.spec, facts.route) {
                 continue;
@@ -126,7 +146,8 @@ impl RateLimiter {
                 }
                 (None, Algorithm::Gcra { .. }) => unreachable!("compiled with a cell"),
             };
-            if !allowed {
+            let passes_challenge = cleared && l.spec.action == LimitAction::Challenge;
+            if !(allowed || passes_challenge) {
                 return Some(LimitOutcome {
                     limit: l.spec.name.clone(),
                     action: l.spec.action,

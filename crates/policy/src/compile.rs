@@ -171,6 +171,7 @@ impl Compiler<'_> {
             .collect();
         let otp = f.otp.iter().filter_map(|o| self.otp(o, &route_names)).collect();
         let identity = self.identity(&f.identity);
+        let challenge = self.challenge(&f.challenge);
         Policy {
             listeners,
             upstreams,
@@ -188,6 +189,7 @@ impl Compiler<'_> {
             enumeration,
             otp,
             identity,
+            challenge,
             source: None,
         }
     }

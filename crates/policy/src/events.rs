@@ -645,7 +645,7 @@ impl Compiler<'_> {
     }
 
     /// A secret value, or `env:NAME` read from the environment now.
-    fn secret(&mut self, v: &S<String>) -> Option<Secret> {
+    pub(crate) fn secret(&mut self, v: &S<String>) -> Option<Secret> {
         let raw = v.get_ref();
         match raw.strip_prefix("env:") {
             Some(name) => match std::env::var(name) {

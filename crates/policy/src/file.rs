@@ -46,6 +46,20 @@ pub struct ConfigFile {
     pub otp: Vec<OtpFile>,
     #[serde(default)]
     pub identity: IdentityFile,
+    #[serde(default)]
+    pub challenge: ChallengeFile,
+}
+
+/// The `challenge` action of rate limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeFile {
+    /// Shared by the fleet (or env:NAME); default: a random key per process.
+    pub secret: Option<S<String>>,
+    /// Leading zero bits of the proof of work (default 16).
+    pub difficulty: Option<S<u32>>,
+    /// How long a solved challenge holds (default 30m).
+    pub clearance: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

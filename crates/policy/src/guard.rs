@@ -102,8 +102,21 @@ pub enum LimitAction {
     Reject,
     /// Ban the client address for this long (and answer the block response).
     Ban(Duration),
+    /// Answer a proof-of-work page; a browser that solves it passes this limit for a while.
+    Challenge,
     /// Record an event; let the request through.
     Log,
+}
+
+/// The `challenge` action's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChallengeSettings {
+    /// Shared by the fleet so a clearance holds on every node; None: a random key per process.
+    pub secret: Option<crate::events::Secret>,
+    /// Leading zero bits the page's proof of work must find.
+    pub difficulty: u8,
+    /// How long a solved challenge lets the client through.
+    pub clearance: Duration,
 }
 
 /// "100/1m", "5/s", "1000/1h".
@@ -253,6 +266,25 @@ impl Compiler<'_> {
         }
     }
 
+    pub(crate) fn challenge(&mut self, f: &crate::file::ChallengeFile) -> ChallengeSettings {
+        let difficulty = f.difficulty.as_ref().map_or(16, |d| {
+            let v = *d.get_ref();
+            if !(8..=24).contains(&v) {
+                self.r.error(
+                    Some(d.span()),
+                    format!("difficulty {v} is out of range"),
+                    Some("8-24 leading zero bits; 16 takes a browser well under a second".to_string()),
+                );
+            }
+            v.clamp(8, 24) as u8
+        });
+        ChallengeSettings {
+            secret: f.secret.as_ref().and_then(|s| self.secret(s)),
+            difficulty,
+            clearance: self.duration(&f.clearance, Duration::from_secs(1800)),
+        }
+    }
+
     pub(crate) fn identity(&mut self, f: &crate::file::IdentityFile) -> IdentitySettings {
         IdentitySettings {
             session: f.session.as_ref().and_then(|k| self.key_part(k)),
@@ -328,6 +360,7 @@ impl Compiler<'_> {
         let action = match l.action.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
             None | Some(("reject", _)) => LimitAction::Reject,
             Some(("log", _)) => LimitAction::Log,
+            Some(("challenge", _)) => LimitAction::Challenge,
             Some(("ban", span)) => match &l.ban_for {
                 Some(d) => LimitAction::Ban(self.duration(&Some(d.clone()), Duration::from_secs(600))),
                 None => {
@@ -343,7 +376,7 @@ impl Compiler<'_> {
                 self.r.error(
                     Some(span),
                     format!("`{other}` is not a rate-limit action"),
-                    Some("use \"reject\" (429), \"ban\" or \"log\"".to_string()),
+                    Some("use \"reject\" (429), \"ban\", \"challenge\" or \"log\"".to_string()),
                 );
                 return None;
             }
@@ -795,5 +828,37 @@ mod tests {
         let e = crate::compile_str(std::path::Path::new("t.toml"), &bad).unwrap_err();
         let lines: Vec<usize> = e.0.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![13, 14, 15, 16], "{e}");
+    }
+
+    #[test]
+    fn challenge_settings_compile_with_errors_on_lines() {
+        let base = "[[listeners]]\naddr = \"127.0.0.1:1\"\n[upstreams.a]\ntargets = [\"http://127.0.0.1:2\"]\n[[routes]]\nname = \"api\"\nupstream = \"a\"\n";
+        let good = format!(
+            "{base}[challenge]\nsecret = \"s3cret\"\ndifficulty = 12\nclearance = \"5m\"\n\
+             [[rate_limits]]\nname = \"l\"\nkey = [\"client_ip\"]\nrate = \"10/s\"\naction = \"challenge\"\n"
+        );
+        let p = crate::compile_str(std::path::Path::new("t.toml"), &good).unwrap();
+        assert_eq!(p.rate_limits[0].action, LimitAction::Challenge);
+        assert_eq!(
+            (p.challenge.difficulty, p.challenge.clearance),
+            (12, Duration::from_secs(300))
+        );
+        assert_eq!(p.challenge.secret.as_ref().map(|s| s.expose()), Some("s3cret"));
+        assert!(
+            !format!("{:?}", p.challenge).contains("s3cret"),
+            "the secret never prints"
+        );
+        let defaults = crate::compile_str(std::path::Path::new("t.toml"), base)
+            .unwrap()
+            .challenge;
+        assert_eq!(
+            (defaults.difficulty, defaults.clearance),
+            (16, Duration::from_secs(1800))
+        );
+        assert!(defaults.secret.is_none());
+        let bad = format!("{base}[challenge]\ndifficulty = 40\nclearance = \"soon\"\n");
+        let e = crate::compile_str(std::path::Path::new("t.toml"), &bad).unwrap_err();
+        let lines: Vec<usize> = e.0.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![9, 10], "{e}");
     }
 }

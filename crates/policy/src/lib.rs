@@ -50,6 +50,7 @@ pub struct Policy {
     pub enumeration: Vec<guard::EnumerationSpec>,
     pub otp: Vec<guard::OtpSpec>,
     pub identity: guard::IdentitySettings,
+    pub challenge: guard::ChallengeSettings,
     /// The file this policy came from, if any (embedded defaults have none).
     pub source: Option<PathBuf>,
 }

@@ -357,9 +357,12 @@ async fn pipeline(
             route: &route.name,
         };
         let stage = rampart_guard::limits::Stage::Head;
+        let cleared = rt.limiter.has_challenge(&route.name)
+            && rampart_guard::limits::part_value(&clearance_cookie(), &facts)
+                .is_some_and(|c| shared.challenger.cleared(&c, client_ip));
         if let Some(hit) = rt
             .limiter
-            .check(&shared.state, &facts, stage, &mut outcome.pending_counts)
+            .check_cleared(&shared.state, &facts, stage, &mut outcome.pending_counts, cleared)
             .await
         {
             if let Some(resp) = limited(shared, rt, &parts, client_ip, mode, hit, &mut outcome, request_id) {
@@ -462,9 +465,12 @@ async fn pipeline(
             route: &route.name,
         };
         let stage = rampart_guard::limits::Stage::Body;
+        let cleared = rt.limiter.has_challenge(&route.name)
+            && rampart_guard::limits::part_value(&clearance_cookie(), &facts)
+                .is_some_and(|c| shared.challenger.cleared(&c, client_ip));
         if let Some(hit) = rt
             .limiter
-            .check(&shared.state, &facts, stage, &mut outcome.pending_counts)
+            .check_cleared(&shared.state, &facts, stage, &mut outcome.pending_counts, cleared)
             .await
         {
             if let Some(resp) = limited(shared, rt, &parts, client_ip, mode, hit, &mut outcome, request_id) {
@@ -787,6 +793,22 @@ fn limited(
             }
             Some(resp)
         }
+        LimitAction::Challenge => {
+            outcome.action = "challenged";
+            if first_report(&hit) {
+                outcome.event = Some(EventFacts::behaviour(parts, Action::Challenge, reason));
+            }
+            let mut resp = Response::new(RespBody::full(shared.challenger.page(client_ip)));
+            *resp.status_mut() = StatusCode::FORBIDDEN;
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert("x-rampart-challenge", HeaderValue::from_static("1"));
+            Some(resp)
+        }
         LimitAction::Ban(d) => {
             shared.bans.ban(client_ip, d);
             outcome.action = "banned";
@@ -847,6 +869,11 @@ fn abused(
             Some(block_response(rt, request_id))
         }
     }
+}
+
+/// The cookie that carries a solved challenge, as a key part (read like any other cookie).
+fn clearance_cookie() -> rampart_policy::guard::KeyPart {
+    rampart_policy::guard::KeyPart::Cookie(rampart_guard::challenge::CLEARANCE_COOKIE.to_string())
 }
 
 /// Whether this (limit, key) has not been reported by this worker in the last 10 s: a flood that a limit

@@ -37,6 +37,9 @@ pub struct Shared {
     installed: tokio::sync::watch::Sender<u64>,
     /// Addresses refused at the request stage until their ban lapses (set by triggers).
     pub bans: Arc<rampart_guard::BanList>,
+    /// Issues and checks the `challenge` action's pages; its key is set at start (a `[challenge]` change
+    /// takes effect on restart).
+    pub challenger: Arc<rampart_guard::Challenger>,
     /// Run-time route changes made by triggers (mode, sensitivity), kept across reloads.
     pub overrides: Arc<crate::overrides::RouteOverrides>,
     /// Where rate-limit counters live (memory, or Redis with a local fallback). Chosen at start: a
@@ -63,7 +66,14 @@ impl Shared {
                 metrics.guard.ban_sync_errors.clone(),
             ));
         }
+        let c = &runtime.policy.challenge;
+        let challenger = Arc::new(rampart_guard::Challenger::new(
+            c.secret.as_ref().map(|s| s.expose()),
+            c.difficulty,
+            c.clearance,
+        ));
         Ok(Arc::new(Shared {
+            challenger,
             state: Arc::new(state),
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
