@@ -58,7 +58,11 @@ pub fn compile_str(file: &Path, source: &str) -> Result<Policy, ConfigErrors> {
         }
     };
     let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut c = Compiler { r, base_dir };
+    let mut c = Compiler {
+        r,
+        base_dir,
+        identity: Default::default(),
+    };
     let policy = c.policy(parsed);
     if c.r.diagnostics.is_empty() {
         Ok(policy)
@@ -82,10 +86,13 @@ fn parse_hint(message: &str) -> Option<String> {
 pub(crate) struct Compiler<'a> {
     pub(crate) r: Reporter<'a>,
     pub(crate) base_dir: std::path::PathBuf,
+    /// `[identity]`, compiled first: the `session` and `fingerprint` key parts stand for it.
+    pub(crate) identity: crate::guard::IdentitySettings,
 }
 
 impl Compiler<'_> {
     fn policy(&mut self, f: ConfigFile) -> Policy {
+        self.identity = self.identity(&f.identity);
         let limits = self.limits(&f.limits);
         let default_max_conn = f.limits.max_connections.unwrap_or(50_000);
         let default_max_conn_ip = f.limits.max_connections_per_ip.unwrap_or(1_000);
@@ -170,7 +177,7 @@ impl Compiler<'_> {
             .filter_map(|e| self.enumeration(e, &route_names))
             .collect();
         let otp = f.otp.iter().filter_map(|o| self.otp(o, &route_names)).collect();
-        let identity = self.identity(&f.identity);
+        let identity = self.identity.clone();
         let challenge = self.challenge(&f.challenge);
         Policy {
             listeners,

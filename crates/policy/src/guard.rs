@@ -202,7 +202,8 @@ fn parse_key(s: &str) -> Result<KeyPart, String> {
     })
 }
 
-const KEY_HINT: &str = "keys: client_ip, client_ip/24, header:NAME, cookie:NAME, query:NAME, json:/pointer, \
+const KEY_HINT: &str =
+    "keys: client_ip, client_ip/24, session, fingerprint, header:NAME, cookie:NAME, query:NAME, json:/pointer, \
                         form:FIELD, path:N, basic:user, jwt:claim, route, method, path, host";
 
 impl Compiler<'_> {
@@ -322,12 +323,9 @@ impl Compiler<'_> {
         }
         let mut key = Vec::new();
         for k in &l.key {
-            match parse_key(k.get_ref()) {
-                Ok(p) => key.push(p),
-                Err(e) => {
-                    ok = false;
-                    self.r.error(Some(k.span()), e, Some(KEY_HINT.to_string()));
-                }
+            match self.key_part(k) {
+                Some(p) => key.push(p),
+                None => ok = false,
             }
         }
         let (count, period) = match parse_rate(l.rate.get_ref()) {
@@ -514,7 +512,23 @@ impl Compiler<'_> {
         }
     }
 
+    /// A key part as written; `session` and `fingerprint` stand for what `[identity]` names.
     fn key_part(&mut self, k: &crate::file::S<String>) -> Option<KeyPart> {
+        let named = match k.get_ref().as_str() {
+            "session" => Some(("session", self.identity.session.clone())),
+            "fingerprint" => Some(("fingerprint", self.identity.fingerprint.clone())),
+            _ => None,
+        };
+        if let Some((what, part)) = named {
+            if part.is_none() {
+                self.r.error(
+                    Some(k.span()),
+                    format!("key `{what}` needs [identity] {what}"),
+                    Some(format!("say where it is, e.g. [identity] {what} = \"cookie:sid\"")),
+                );
+            }
+            return part;
+        }
         match parse_key(k.get_ref()) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -860,5 +874,20 @@ mod tests {
         let e = crate::compile_str(std::path::Path::new("t.toml"), &bad).unwrap_err();
         let lines: Vec<usize> = e.0.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![9, 10], "{e}");
+    }
+
+    #[test]
+    fn session_and_fingerprint_keys_stand_for_the_identity() {
+        let base = "[[listeners]]\naddr = \"127.0.0.1:1\"\n[upstreams.a]\ntargets = [\"http://127.0.0.1:2\"]\n[[routes]]\nname = \"api\"\nupstream = \"a\"\n";
+        let limit = "[[rate_limits]]\nname = \"per-session\"\nkey = [\"session\", \"fingerprint\"]\nrate = \"10/s\"\n";
+        let good = format!("{base}[identity]\nsession = \"cookie:sid\"\nfingerprint = \"header:x-device-id\"\n{limit}");
+        let p = crate::compile_str(std::path::Path::new("t.toml"), &good).unwrap();
+        assert_eq!(
+            p.rate_limits[0].key,
+            vec![KeyPart::Cookie("sid".into()), KeyPart::Header("x-device-id".into())]
+        );
+        let e = crate::compile_str(std::path::Path::new("t.toml"), &format!("{base}{limit}")).unwrap_err();
+        assert!(e.0.iter().all(|d| d.line == 10), "{e}");
+        assert!(e.to_string().contains("needs [identity] session"), "{e}");
     }
 }
