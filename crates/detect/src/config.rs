@@ -55,6 +55,8 @@ pub struct DetectionConfig {
     pub custom_rules: Vec<CustomRule>,
     /// Rule ids (e.g. "SQLI-005") that never produce a finding.
     pub disabled_rules: Vec<String>,
+    /// Limits on GraphQL documents (`query` fields of JSON bodies, `?query=`).
+    pub graphql: crate::graphql::GraphqlLimits,
 }
 
 /// Findings of `classes` (all classes when empty) on points matching the

@@ -9,15 +9,10 @@ use crate::util;
 pub enum Derived {
     /// Text outside code fences / spans.
     Text(String),
-    /// String literals of a GraphQL document (the document itself is only
-    /// checked for introspection).
-    GraphqlStrings(Vec<String>),
 }
 
-pub fn derive(path: &str, v: &str) -> Option<Derived> {
-    if looks_graphql(path, v) {
-        return Some(Derived::GraphqlStrings(graphql_strings(v)));
-    }
+/// GraphQL documents are recognised by [`looks_graphql`] and handled by [`crate::graphql`] before this.
+pub fn derive(_path: &str, v: &str) -> Option<Derived> {
     if v.contains("```")
         || (v.contains('`') && v.len() > 24 && util::prose_ratio(v) > 0.6 && v.matches(' ').count() >= 4)
     {
@@ -26,7 +21,8 @@ pub fn derive(path: &str, v: &str) -> Option<Derived> {
     None
 }
 
-fn looks_graphql(path: &str, v: &str) -> bool {
+/// A value at a `query` (or `mutation`) key that starts like a GraphQL document with balanced braces.
+pub fn looks_graphql(path: &str, v: &str) -> bool {
     let t = v.trim_start();
     let starts = ["query", "mutation", "subscription", "fragment", "{"]
         .iter()
@@ -64,7 +60,8 @@ fn looks_graphql(path: &str, v: &str) -> bool {
     saw && depth == 0 && !in_str
 }
 
-fn graphql_strings(v: &str) -> Vec<String> {
+/// String literals of a document the GraphQL parser refused, found by scanning for quotes.
+pub fn graphql_strings(v: &str) -> Vec<String> {
     let mut out = Vec::new();
     let b = v.as_bytes();
     let mut i = 0;
@@ -130,10 +127,11 @@ mod tests {
 
     #[test]
     fn graphql() {
-        match derive("body.json.query", "query { user(id: \"1' or '1'='1\") { name } }") {
-            Some(Derived::GraphqlStrings(s)) => assert_eq!(s, vec!["1' or '1'='1"]),
-            _ => panic!(),
-        }
-        assert!(derive("body.json.text", "query { a }").is_none());
+        assert!(looks_graphql("body.json.query", "query { user(id: \"1\") { name } }"));
+        assert!(!looks_graphql("body.json.text", "query { a }"));
+        assert_eq!(
+            graphql_strings("query { user(id: \"1' or '1'='1\") { name }"),
+            vec!["1' or '1'='1"]
+        );
     }
 }

@@ -159,10 +159,12 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         return;
     }
     let loc = ctx.point.location;
+    // A newline that JSON decoding produced is data of the JSON document (a comment's paragraphs in a
+    // `?variables=` parameter), not a break in the header or parameter that carried it.
     let structured = matches!(
         loc,
         Location::Path | Location::Query | Location::Header | Location::Cookie
-    );
+    ) && !ctx.point.chain.contains(&"json");
     let lines: Vec<&str> = s.split(is_nl).collect();
     let short = lines.len() <= 6 && s.len() < 400;
     let mut best: (u32, &'static str, AttackClass, usize) = (0, "", AttackClass::Crlf, 0);

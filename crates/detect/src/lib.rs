@@ -12,6 +12,7 @@ pub mod config;
 pub mod corpus;
 pub mod docs;
 pub mod eval;
+pub mod graphql;
 pub mod headers;
 pub mod prefilter;
 pub mod util;
@@ -224,6 +225,7 @@ pub struct Detector {
     custom: Vec<CompiledCustom>,
     disabled: Vec<String>,
     prefilter: prefilter::Prefilter,
+    graphql: graphql::GraphqlLimits,
 }
 
 impl Detector {
@@ -313,6 +315,7 @@ impl Detector {
             custom,
             disabled: cfg.disabled_rules.clone(),
             prefilter: prefilter::Prefilter::new(),
+            graphql: cfg.graphql.clone(),
         })
     }
 
@@ -344,6 +347,12 @@ impl Detector {
         // lowercase buffers reused across points (and derived texts)
         let mut lower = String::new();
         let mut derived_lower = String::new();
+        let mut graphql_docs = 0usize;
+        let graphql_body = req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/graphql"));
         for p in &insp.points {
             if p.location == rampart_inspect::Location::Header
                 && p.chain.is_empty()
@@ -361,28 +370,32 @@ impl Detector {
                     continue;
                 }
             }
-            let pre = self.prefilter.scan(&p.value);
-            if pre.is_clean() && self.custom.is_empty() {
-                continue;
-            }
-            lower.clear();
-            lower.push_str(&p.value);
-            lower.make_ascii_lowercase();
-            let ctx = Ctx {
-                point: p,
-                value: &p.value,
-                lower: &lower,
-                pre: &pre,
-            };
-            if !pre.is_clean() {
-                match docs::derive(&p.path, &p.value) {
-                    None => run_detectors(&ctx, &mut hits),
-                    Some(docs::Derived::Text(t)) => self.run_on(p, &t, &mut derived_lower, &mut hits),
-                    Some(docs::Derived::GraphqlStrings(strings)) => {
-                        misc::check(&ctx, &mut hits);
-                        for t in strings.iter().take(64) {
-                            self.run_on(p, t, &mut derived_lower, &mut hits);
-                        }
+            let graphql_doc = (docs::looks_graphql(&p.path, &p.value) || (graphql_body && p.path == "body.text"))
+                .then(|| graphql::parse(&p.value))
+                .filter(|d| d.valid || d.over_limit);
+            if let Some(doc) = graphql_doc {
+                // A GraphQL document: its limits always, the detectors on its strings only. A value the
+                // parser refuses is not GraphQL to the server either: it is inspected like any value.
+                graphql_docs += 1;
+                self.graphql(p, doc, &mut lower, &mut derived_lower, &mut hits);
+            } else {
+                let pre = self.prefilter.scan(&p.value);
+                if pre.is_clean() && self.custom.is_empty() {
+                    continue;
+                }
+                if !pre.is_clean() {
+                    lower.clear();
+                    lower.push_str(&p.value);
+                    lower.make_ascii_lowercase();
+                    let ctx = Ctx {
+                        point: p,
+                        value: &p.value,
+                        lower: &lower,
+                        pre: &pre,
+                    };
+                    match docs::derive(&p.path, &p.value) {
+                        None => run_detectors(&ctx, &mut hits),
+                        Some(docs::Derived::Text(t)) => self.run_on(p, &t, &mut derived_lower, &mut hits),
                     }
                 }
             }
@@ -412,6 +425,18 @@ impl Detector {
                 }
             }
         }
+        if graphql_docs > self.graphql.max_batch {
+            let h = Hit::new(
+                AttackClass::Graphql,
+                "GQL-005",
+                10,
+                format!(
+                    "{graphql_docs} operations in one request (max {})",
+                    self.graphql.max_batch
+                ),
+            );
+            self.push(&mut findings, h, "body", &[], req_path);
+        }
         let score = findings.iter().map(|f| f.score).sum::<u32>();
         Analysis {
             verdict: if score >= self.threshold {
@@ -422,6 +447,86 @@ impl Detector {
             findings,
             score,
             threshold: self.threshold,
+        }
+    }
+
+    /// A GraphQL document: measured against the route's limits, introspection checked, and the value
+    /// detectors run on its strings (a document over the parser's limits: on its string literals).
+    fn graphql(
+        &self,
+        p: &Point,
+        doc: graphql::Document,
+        lower: &mut String,
+        derived_lower: &mut String,
+        hits: &mut Vec<Hit>,
+    ) {
+        let lim = &self.graphql;
+        let s = &doc.shape;
+        let mut over = |rule: &'static str, what: &str, n: u64, max: u64| {
+            if n > max {
+                hits.push(Hit::new(
+                    AttackClass::Graphql,
+                    rule,
+                    10,
+                    format!("{what} {n} (max {max})"),
+                ));
+            }
+        };
+        over("GQL-002", "depth", s.depth as u64, lim.max_depth as u64);
+        over("GQL-003", "aliases", s.aliases as u64, lim.max_aliases as u64);
+        over("GQL-004", "fields", s.fields as u64, lim.max_fields as u64);
+        over("GQL-006", "directives", s.directives as u64, lim.max_directives as u64);
+        over("GQL-007", "estimated cost", s.cost, lim.max_cost);
+        if let Some(f) = &s.fragment_cycle {
+            hits.push(Hit::new(
+                AttackClass::Graphql,
+                "GQL-008",
+                10,
+                format!("fragment {f} spreads itself"),
+            ));
+        }
+        if doc.over_limit {
+            hits.push(Hit::new(
+                AttackClass::Graphql,
+                "GQL-009",
+                10,
+                format!(
+                    "document over the parser's limits ({} tokens, nesting {})",
+                    graphql::MAX_TOKENS,
+                    graphql::MAX_RECURSION
+                ),
+            ));
+        }
+        // Introspection and the other checks that read the whole value (NUL bytes, ...).
+        let pre = self.prefilter.scan(&p.value);
+        lower.clear();
+        lower.push_str(&p.value);
+        lower.make_ascii_lowercase();
+        let ctx = Ctx {
+            point: p,
+            value: &p.value,
+            lower,
+            pre: &pre,
+        };
+        let before = hits.len();
+        misc::check(&ctx, hits);
+        if lim.allow_introspection {
+            let mut i = before;
+            while i < hits.len() {
+                if hits[i].rule_id == "GQL-001" {
+                    hits.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let strings = if doc.valid {
+            doc.strings
+        } else {
+            docs::graphql_strings(&p.value)
+        };
+        for t in strings.iter().take(64) {
+            self.run_on(p, t, derived_lower, hits);
         }
     }
 
@@ -644,5 +749,102 @@ mod tests {
 
     fn toml_like(s: &str) -> DetectionConfig {
         serde_json::from_str(s).unwrap()
+    }
+
+    fn post(d: &Detector, ctype: &str, body: &str) -> Analysis {
+        let m = http::Method::POST;
+        let u: http::Uri = "/graphql".parse().unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert("host", http::HeaderValue::from_static("api.example.com"));
+        h.insert("content-type", http::HeaderValue::from_str(ctype).unwrap());
+        h.insert("accept", http::HeaderValue::from_static("application/json"));
+        d.analyze(&RequestView {
+            method: &m,
+            uri: &u,
+            headers: &h,
+            body: body.as_bytes(),
+            body_truncated: false,
+        })
+    }
+
+    fn rules(a: &Analysis) -> Vec<String> {
+        a.findings.iter().map(|f| f.rule_id.to_string()).collect()
+    }
+
+    fn gql(query: &str) -> String {
+        serde_json::json!({ "query": query }).to_string()
+    }
+
+    #[test]
+    fn graphql_syntax_is_not_an_attack_and_its_strings_are_inspected() {
+        let d = Detector::default();
+        let benign = gql(
+            r#"mutation { addComment(body: "I'd select the blue one -- it's from O'Brien's shop; see <b>this</b>") { id } }"#,
+        );
+        let a = post(&d, "application/json", &benign);
+        assert_eq!(a.verdict, Verdict::Pass, "{:?}", a.findings);
+        let sqli = gql(r#"query { user(name: "x' UNION SELECT password FROM users--") { id } }"#);
+        let a = post(&d, "application/json", &sqli);
+        assert_eq!(a.verdict, Verdict::Block);
+        assert!(
+            a.findings.iter().any(|f| f.class == AttackClass::Sqli),
+            "{:?}",
+            a.findings
+        );
+        // The same in an application/graphql body.
+        let a = post(
+            &d,
+            "application/graphql",
+            r#"{ search(q: "<script>alert(1)</script>") { id } }"#,
+        );
+        assert_eq!(a.verdict, Verdict::Block, "{:?}", a.findings);
+        // A value the parser refuses is inspected whole: no hiding outside string literals.
+        let a = post(&d, "application/json", &gql("{ a } ; cat /etc/passwd"));
+        assert_eq!(a.verdict, Verdict::Block, "{:?}", a.findings);
+    }
+
+    #[test]
+    fn graphql_limits_are_findings_with_their_own_rules() {
+        let d = Detector::default();
+        let deep = format!("query {{ {}id{} }}", "a { ".repeat(20), " }".repeat(20));
+        assert!(rules(&post(&d, "application/json", &gql(&deep))).contains(&"GQL-002".to_string()));
+        let aliases: String = (0..100).map(|i| format!("u{i}: user(id: {i}) {{ id }} ")).collect();
+        let a = post(&d, "application/json", &gql(&format!("{{ {aliases} }}")));
+        assert!(rules(&a).contains(&"GQL-003".to_string()), "{:?}", rules(&a));
+        let batch = serde_json::Value::Array(
+            (0..20)
+                .map(|i| serde_json::json!({"query": format!("{{ user(id: {i}) {{ id }} }}")}))
+                .collect(),
+        );
+        let a = post(&d, "application/json", &batch.to_string());
+        assert!(rules(&a).contains(&"GQL-005".to_string()), "{:?}", rules(&a));
+        let costly = "{ users(first: 1000) { friends(first: 1000) { id } } }";
+        assert!(rules(&post(&d, "application/json", &gql(costly))).contains(&"GQL-007".to_string()));
+        let cycle = "query { ...A } fragment A on Q { b { ...B } } fragment B on Q { a { ...A } }";
+        assert!(rules(&post(&d, "application/json", &gql(cycle))).contains(&"GQL-008".to_string()));
+        for a in [
+            post(&d, "application/json", &gql(&deep)),
+            post(&d, "application/json", &gql(cycle)),
+        ] {
+            assert_eq!(a.verdict, Verdict::Block);
+        }
+        // A small batch of ordinary operations passes.
+        let ok = serde_json::json!([{"query": "{ me { id } }"}, {"query": "query Q($id: ID!) { user(id: $id) { name } }", "variables": {"id": "7"}}]);
+        assert_eq!(post(&d, "application/json", &ok.to_string()).verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn introspection_is_blocked_unless_the_route_allows_it() {
+        let q = gql("query { __schema { types { name } } }");
+        assert_eq!(
+            post(&Detector::default(), "application/json", &q).verdict,
+            Verdict::Block
+        );
+        let cfg: DetectionConfig =
+            serde_json::from_str(r#"{"graphql": {"allow_introspection": true, "max_depth": 3}}"#).unwrap();
+        let d = Detector::new(&cfg).unwrap();
+        assert_eq!(post(&d, "application/json", &q).verdict, Verdict::Pass);
+        let deep = gql("{ a { b { c { d } } } }");
+        assert!(rules(&post(&d, "application/json", &deep)).contains(&"GQL-002".to_string()));
     }
 }

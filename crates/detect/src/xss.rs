@@ -603,9 +603,10 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             upd(sc, "XSS-010", 0, &mut best);
         }
     }
-    // script context
+    // script context; a whole JSON document is JavaScript-shaped data, and its strings are points of
+    // their own
     let (js, at) = js_score(s);
-    if js > 0 {
+    if js > 0 && !is_json_document(ctx.value) {
         let mut sc = js;
         if js_breakout(s) || s.contains("//") || s.contains(';') || s.contains("javascript:") {
             sc += 2;
@@ -704,6 +705,12 @@ fn handler_injection(s: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// A JSON object or array, complete.
+fn is_json_document(v: &str) -> bool {
+    let t = v.trim();
+    (t.starts_with('{') || t.starts_with('[')) && serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
 }
 
 #[cfg(test)]

@@ -50,3 +50,21 @@ fn shared_corpora_floors() {
     assert!(c.fpr.unwrap() <= 0.03, "libinjection fpr {:?}", c.fpr);
     assert!(c.tpr.unwrap() >= 0.97, "libinjection tpr {:?}", c.tpr);
 }
+
+#[test]
+fn benign_graphql_has_no_false_positives() {
+    let recs = corpus::load(&fixture("benign-graphql.jsonl")).expect("fixtures (run gen_graphql.py)");
+    assert!(recs.len() >= 500, "need at least 500 operations, have {}", recs.len());
+    let d = Detector::default();
+    let r = eval::evaluate(&d, &recs);
+    let c = &r.sources["benign-graphql"].counts;
+    if c.fpr.unwrap() > 0.0 {
+        let mut buf = Vec::new();
+        r.write_misses(&recs, &mut buf).unwrap();
+        panic!(
+            "benign GraphQL blocked: {:?}\n{}",
+            c.fpr,
+            String::from_utf8_lossy(&buf[..buf.len().min(6000)])
+        );
+    }
+}

@@ -76,6 +76,10 @@ fn parse_hint(message: &str) -> Option<String> {
         Some("remove the key or fix its spelling; the config reference in README.md lists every key".into())
     } else if message.contains("missing field") {
         Some("add the required key to this table".into())
+    } else if message.contains("expected a borrowed string") {
+        // The toml crate cannot keep spans for a table that only a dotted header such as
+        // [routes.detection.graphql] creates.
+        Some("write the parent table's header (e.g. [routes.detection]) above this sub-table".into())
     } else if message.contains("invalid type") {
         Some("check the value's type: strings need quotes, lists need [ ]".into())
     } else {
