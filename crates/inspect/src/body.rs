@@ -126,7 +126,7 @@ fn header<'a>(req: &'a RequestView<'_>, name: &str) -> Option<Cow<'a, str>> {
 }
 
 /// Inflate with size and ratio limits.
-fn inflate(c: &mut Collector<'_>, body: &[u8], enc: &str) -> Option<Vec<u8>> {
+pub(crate) fn inflate(c: &mut Collector<'_>, body: &[u8], enc: &str) -> Option<Vec<u8>> {
     let max = c
         .limits
         .max_inflated_bytes
@@ -239,6 +239,11 @@ pub fn parse_body(c: &mut Collector<'_>, req: &RequestView<'_>) {
     let ct = header(req, "content-type")
         .map(|s| s.to_ascii_lowercase())
         .unwrap_or_default();
+    if crate::grpc::is_grpc(&ct) {
+        c.out.body_kind = Some(BodyKind::Binary);
+        crate::grpc::parse(c, &body, &ct, req.body_truncated);
+        return;
+    }
     let sniffed = sniff(&body);
     let declared = if ct.starts_with("multipart/") {
         Some(BodyKind::Multipart)

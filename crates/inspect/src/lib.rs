@@ -9,6 +9,7 @@
 
 pub mod body;
 pub mod decode;
+pub mod grpc;
 
 use std::borrow::Cow;
 

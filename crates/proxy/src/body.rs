@@ -262,13 +262,25 @@ pub enum Collected {
     Complete { data: Bytes, trailers: Option<HeaderMap> },
     /// The limit was reached: `prefix` holds at least `limit` bytes, `rest` the unread remainder.
     Overflow { prefix: Bytes, rest: Incoming },
+    /// A gRPC stream: `prefix` holds its first complete message(s) and the stream goes on in `rest`.
+    /// Waiting for the end would deadlock a client that waits for an answer before it sends more.
+    Streaming { prefix: Bytes, rest: Incoming },
+}
+
+/// Whether `b` starts with at least one complete gRPC length-prefixed message.
+fn holds_grpc_message(b: &[u8]) -> bool {
+    b.len() >= 5 && b.len() - 5 >= u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize
 }
 
 /// Reads up to `limit` bytes of `body` (the last frame may carry it past the limit by one frame).
+///
+/// With `grpc`, reading stops at the first complete message when the stream goes on (see
+/// [`Collected::Streaming`]); a unary call's single message and end of stream come back `Complete`.
 pub async fn collect_prefix(
     mut body: Incoming,
     limit: usize,
     expected: Option<u64>,
+    grpc: bool,
 ) -> Result<Collected, hyper::Error> {
     use http_body_util::BodyExt;
     let cap = expected.map_or(8 * 1024, |n| n.min(limit as u64) as usize);
@@ -303,6 +315,15 @@ pub async fn collect_prefix(
                         prefix: join(first, buf),
                         rest: body,
                     });
+                }
+                if grpc && !body.is_end_stream() {
+                    let held = first.as_deref().or(buf.as_deref()).unwrap_or_default();
+                    if holds_grpc_message(held) {
+                        return Ok(Collected::Streaming {
+                            prefix: join(first, buf),
+                            rest: body,
+                        });
+                    }
                 }
             }
             Err(frame) => {

@@ -101,7 +101,18 @@ pub async fn handle(
     // An HTTP/1 protocol-switch attempt (hyper treats any Upgrade header, and CONNECT, as one).
     let switch_attempt = req.version() != http::Version::HTTP_2
         && (req.headers().contains_key(header::UPGRADE) || method == http::Method::CONNECT);
+    let grpc = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let (mut resp, mut outcome) = pipeline(req, &conn, &shared, &rt, &request_id).await;
+    if grpc {
+        // A gRPC client reads the status from grpc-status, not from HTTP: answer our own refusals the
+        // gRPC way.
+        if let Some(r) = grpc_refusal(outcome.action, &request_id) {
+            resp = r;
+        }
+    }
     if switch_attempt && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The raw-head checks stopped at the switch attempt (see `framing`): when no switch happens, no
         // further request is read from this connection.
@@ -407,8 +418,22 @@ async fn pipeline(
         } else {
             route.body.inspect_limit
         };
-        match collect_prefix(body, limit, declared_len).await {
+        let grpc = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        match collect_prefix(body, limit, declared_len, grpc).await {
             Ok(Collected::Complete { data, trailers }) => (ProxyBody::buffered(data.clone(), trailers), data, false),
+            Ok(Collected::Streaming { prefix, rest }) => {
+                // A streaming call: its first message is inspected, the rest flows as it comes.
+                outcome.body_uninspected = true;
+                shared
+                    .metrics
+                    .uninspected_bodies
+                    .get_or_create(&Label("route", route.name.clone()))
+                    .inc();
+                (stream_body(Some(prefix.clone()), rest, route), prefix, true)
+            }
             Ok(Collected::Overflow { prefix, rest }) => {
                 if mode == Mode::Block && route.body.oversize == Oversize::Block {
                     outcome.action = "too_large";
@@ -712,6 +737,29 @@ fn block_response(rt: &Runtime, request_id: &str) -> Response<RespBody> {
         }
     }
     resp
+}
+
+/// The gRPC form of a refusal by the gateway: HTTP 200, `grpc-status` and `grpc-message` in the headers
+/// of a trailers-only response (no body). None for answers that came from the upstream.
+fn grpc_refusal(action: &str, request_id: &str) -> Option<Response<RespBody>> {
+    // https://grpc.github.io/grpc/core/md_doc_statuscodes.html
+    let (code, message) = match action {
+        "block" | "banned" | "abuse" | "challenged" => ("7", "request blocked by the API gateway"),
+        "limited" | "too_large" | "overloaded" => ("8", "request refused by the API gateway: over a limit"),
+        "upstream_error" => ("14", "upstream unavailable"),
+        "client_error" => ("13", "could not read the request"),
+        _ => return None,
+    };
+    let mut resp = Response::new(RespBody::empty());
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    h.insert("grpc-status", HeaderValue::from_static(code));
+    // grpc-message is percent-encoded; these messages and request ids need only the spaces encoded.
+    let msg = format!("{message} (request id {request_id})").replace(' ', "%20");
+    if let Ok(v) = HeaderValue::from_str(&msg) {
+        h.insert("grpc-message", v);
+    }
+    Some(resp)
 }
 
 /// A slot in a route's concurrency cap, released when dropped.
