@@ -253,8 +253,8 @@ pub async fn handle(
 async fn pipeline(
     req: Request<Incoming>,
     conn: &ConnInfo,
-    shared: &Shared,
-    rt: &Runtime,
+    shared: &Arc<Shared>,
+    rt: &Arc<Runtime>,
     request_id: &str,
 ) -> (Response<RespBody>, Outcome) {
     let policy = &rt.policy;
@@ -564,6 +564,16 @@ async fn pipeline(
             parts.headers.insert(header::HOST, v);
         }
     }
+    // A WebSocket on an inspected route: its messages go through the detectors too.
+    let ws_guard = (client_upgrade.is_some() && mode != Mode::Off).then(|| crate::websocket::WsGuard {
+        rt: rt.clone(),
+        shared: shared.clone(),
+        host: host.clone(),
+        path: parts.uri.path().to_string(),
+        mode,
+        client_ip,
+        request_id: request_id.to_string(),
+    });
     let resp = forward(
         pool,
         route,
@@ -571,7 +581,7 @@ async fn pipeline(
         upstream_body,
         &mut outcome,
         request_id,
-        client_upgrade,
+        client_upgrade.map(|u| (u, ws_guard)),
     )
     .await;
     (resp, outcome)
@@ -602,7 +612,7 @@ async fn forward(
     body: ProxyBody,
     outcome: &mut Outcome,
     request_id: &str,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    client_upgrade: Option<(hyper::upgrade::OnUpgrade, Option<crate::websocket::WsGuard>)>,
 ) -> Response<RespBody> {
     let idempotent = matches!(
         parts.method,
@@ -691,18 +701,27 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn finish_response(resp: Response<Incoming>, client_upgrade: Option<hyper::upgrade::OnUpgrade>) -> Response<RespBody> {
+fn finish_response(
+    resp: Response<Incoming>,
+    client_upgrade: Option<(hyper::upgrade::OnUpgrade, Option<crate::websocket::WsGuard>)>,
+) -> Response<RespBody> {
     let (mut parts, body) = resp.into_parts();
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_side) = client_upgrade {
+        if let Some((client_side, ws_guard)) = client_upgrade {
             let mut upstream_resp = Response::from_parts(parts.clone(), ());
             let upstream_side = hyper::upgrade::on(&mut upstream_resp);
+            let websocket = parts
+                .headers
+                .get(header::UPGRADE)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+            let guard = ws_guard.filter(|_| websocket);
+            let deflate = crate::websocket::deflate_params(&parts.headers);
             tokio::spawn(async move {
                 match tokio::try_join!(client_side, upstream_side) {
                     Ok((client, upstream)) => {
-                        let mut client = hyper_util::rt::TokioIo::new(client);
-                        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        let client = hyper_util::rt::TokioIo::new(client);
+                        let upstream = hyper_util::rt::TokioIo::new(upstream);
+                        crate::websocket::relay(client, upstream, guard, deflate).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "upgrade failed"),
                 }

@@ -34,6 +34,7 @@ pub mod server;
 pub mod tls;
 pub mod upstream;
 pub mod verdict;
+pub mod websocket;
 pub mod worker;
 
 pub use inspect::{Inspection, Inspector, InspectorFactory, NoInspection};

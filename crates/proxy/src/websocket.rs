@@ -1,0 +1,403 @@
+//! The WebSocket relay after an upgrade: frames are parsed in both directions (RFC 6455), client messages
+//! are reassembled from their fragments (inflated when permessage-deflate is on), inspected by the
+//! route's detectors before they are forwarded, and an attack closes the connection with 1008 (policy
+//! violation). Frames go on as they came (still masked, still compressed): the relay holds a message
+//! until it is complete and decided, never rewrites it.
+//!
+//! Per connection the relay keeps one message being assembled (bounded by the route's inspection limit,
+//! 1009 past it), the inflate window when the client keeps context, and a few buffers.
+
+use crate::inspect::RequestContext;
+use crate::runtime::{Runtime, Shared};
+use bytes::BytesMut;
+use rampart_policy::Mode;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Mutex;
+
+/// What the relay needs to inspect a connection's messages like the request that opened it.
+pub struct WsGuard {
+    pub rt: Arc<Runtime>,
+    pub shared: Arc<Shared>,
+    pub host: String,
+    pub path: String,
+    pub mode: Mode,
+    pub client_ip: IpAddr,
+    pub request_id: String,
+}
+
+/// Close codes (RFC 6455 section 7.4.1).
+const PROTOCOL_ERROR: u16 = 1002;
+const POLICY_VIOLATION: u16 = 1008;
+const TOO_BIG: u16 = 1009;
+
+/// A frame's header, parsed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Header {
+    fin: bool,
+    rsv1: bool,
+    opcode: u8,
+    mask: Option<[u8; 4]>,
+    /// Header length in bytes.
+    head: usize,
+    payload: u64,
+}
+
+/// Parses a frame header at the start of `b`; Ok(None) when more bytes are needed.
+fn header(b: &[u8]) -> Result<Option<Header>, u16> {
+    if b.len() < 2 {
+        return Ok(None);
+    }
+    let (fin, rsv, opcode) = (b[0] & 0x80 != 0, b[0] & 0x70, b[0] & 0x0f);
+    let masked = b[1] & 0x80 != 0;
+    let (mut head, payload) = match b[1] & 0x7f {
+        126 if b.len() < 4 => return Ok(None),
+        126 => (4, u64::from(u16::from_be_bytes([b[2], b[3]]))),
+        127 if b.len() < 10 => return Ok(None),
+        127 => (10, u64::from_be_bytes(b[2..10].try_into().expect("8 bytes"))),
+        n => (2, u64::from(n)),
+    };
+    let mask = if masked {
+        if b.len() < head + 4 {
+            return Ok(None);
+        }
+        let m = [b[head], b[head + 1], b[head + 2], b[head + 3]];
+        head += 4;
+        Some(m)
+    } else {
+        None
+    };
+    let control = opcode >= 8;
+    if !matches!(opcode, 0 | 1 | 2 | 8 | 9 | 10) || (control && (!fin || payload > 125)) || rsv & 0x30 != 0 {
+        return Err(PROTOCOL_ERROR);
+    }
+    Ok(Some(Header {
+        fin,
+        rsv1: rsv & 0x40 != 0,
+        opcode,
+        mask,
+        head,
+        payload,
+    }))
+}
+
+fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(&reason.as_bytes()[..reason.len().min(120)]);
+    let mut f = vec![0x88, payload.len() as u8];
+    f.extend_from_slice(&payload);
+    f
+}
+
+/// Whether the upgrade response negotiated permessage-deflate, and whether the client resets its
+/// compression context per message.
+pub fn deflate_params(resp_headers: &http::HeaderMap) -> Option<bool> {
+    let ext = resp_headers
+        .get_all("sec-websocket-extensions")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_ascii_lowercase();
+    ext.contains("permessage-deflate")
+        .then(|| ext.contains("client_no_context_takeover"))
+}
+
+struct Inflater {
+    z: flate2::Decompress,
+    reset_each: bool,
+}
+
+impl Inflater {
+    fn inflate(&mut self, data: &[u8], max: usize) -> Option<Vec<u8>> {
+        if self.reset_each {
+            self.z.reset(false);
+        }
+        let mut input = data.to_vec();
+        input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        let mut out = Vec::with_capacity(data.len() * 3);
+        let start_in = self.z.total_in();
+        loop {
+            let consumed = (self.z.total_in() - start_in) as usize;
+            if consumed >= input.len() {
+                return Some(out);
+            }
+            if out.len() > max {
+                return None;
+            }
+            out.reserve(16 * 1024);
+            let before = (self.z.total_in(), self.z.total_out());
+            self.z
+                .decompress_vec(&input[consumed..], &mut out, flate2::FlushDecompress::Sync)
+                .ok()?;
+            if (self.z.total_in(), self.z.total_out()) == before {
+                return Some(out);
+            }
+        }
+    }
+}
+
+/// Relays an upgraded connection. Without a guard (route mode off) bytes are copied as they come.
+pub async fn relay<C, U>(client: C, upstream: U, guard: Option<WsGuard>, deflate: Option<bool>)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(guard) = guard else {
+        let (mut client, mut upstream) = (client, upstream);
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        return;
+    };
+    let (mut cr, cw) = tokio::io::split(client);
+    let (mut ur, mut uw) = tokio::io::split(upstream);
+    let cw = Arc::new(Mutex::new(cw));
+    // Server to client: whole frames, so that a close frame of ours never lands inside one of theirs.
+    let to_client = {
+        let cw = cw.clone();
+        tokio::spawn(async move {
+            let mut buf = BytesMut::with_capacity(16 * 1024);
+            loop {
+                while let Ok(Some(h)) = header(&buf) {
+                    let total = h.head as u64 + h.payload;
+                    if (buf.len() as u64) < total {
+                        break;
+                    }
+                    let frame = buf.split_to(total as usize);
+                    if cw.lock().await.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+                if header(&buf).is_err() {
+                    // Not WebSocket framing from the server: pass the rest through unparsed.
+                    let mut w = cw.lock().await;
+                    let _ = w.write_all(&buf).await;
+                    let _ = tokio::io::copy(&mut ur, &mut *w).await;
+                    return;
+                }
+                match ur.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        let _ = cw.lock().await.shutdown().await;
+                        return;
+                    }
+                    Ok(_) => {}
+                }
+            }
+        })
+    };
+    let max_message = guard
+        .rt
+        .policy
+        .routes
+        .find(&guard.host, &guard.path)
+        .map_or(1 << 20, |r| r.body.inspect_limit);
+    let mut inflater = deflate.map(|reset_each| Inflater {
+        z: flate2::Decompress::new(false),
+        reset_each,
+    });
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    // The message being assembled: its frames as received, its payload unmasked, compressed or not.
+    let mut held: Vec<u8> = Vec::new();
+    let mut message: Vec<u8> = Vec::new();
+    let mut in_message: Option<(u8, bool)> = None;
+    let close = |code: u16, reason: &'static str| {
+        let cw = cw.clone();
+        async move {
+            let mut w = cw.lock().await;
+            let _ = w.write_all(&close_frame(code, reason)).await;
+            let _ = w.shutdown().await;
+        }
+    };
+    'conn: loop {
+        loop {
+            let h = match header(&buf) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(code) => {
+                    to_client.abort();
+                    close(code, "protocol error").await;
+                    break 'conn;
+                }
+            };
+            let Some(mask) = h.mask else {
+                // A client must mask every frame (RFC 6455 5.1).
+                to_client.abort();
+                close(PROTOCOL_ERROR, "unmasked client frame").await;
+                break 'conn;
+            };
+            if h.payload > max_message as u64 || message.len() as u64 + h.payload > max_message as u64 {
+                to_client.abort();
+                close(TOO_BIG, "message too big").await;
+                break 'conn;
+            }
+            let total = h.head + h.payload as usize;
+            if buf.len() < total {
+                break;
+            }
+            let frame = buf.split_to(total);
+            if h.opcode >= 8 {
+                // Control frames go on at once, between the fragments of a message if need be.
+                if uw.write_all(&frame).await.is_err() {
+                    break 'conn;
+                }
+                continue;
+            }
+            match (h.opcode, in_message) {
+                (1 | 2, None) => in_message = Some((h.opcode, h.rsv1)),
+                (0, Some(_)) => {}
+                _ => {
+                    to_client.abort();
+                    close(PROTOCOL_ERROR, "bad fragmentation").await;
+                    break 'conn;
+                }
+            }
+            held.extend_from_slice(&frame);
+            message.extend(frame[h.head..].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            if !h.fin {
+                continue;
+            }
+            let (_, compressed) = in_message.take().expect("a message in progress");
+            let payload = match (compressed, inflater.as_mut()) {
+                (true, Some(z)) => match z.inflate(&message, max_message) {
+                    Some(p) => p,
+                    None => {
+                        to_client.abort();
+                        close(TOO_BIG, "message too big").await;
+                        break 'conn;
+                    }
+                },
+                _ => std::mem::take(&mut message),
+            };
+            message.clear();
+            if inspect_message(&guard, &payload) {
+                to_client.abort();
+                close(POLICY_VIOLATION, "blocked by policy").await;
+                break 'conn;
+            }
+            if uw.write_all(&held).await.is_err() {
+                break 'conn;
+            }
+            held.clear();
+        }
+        match cr.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let _ = uw.shutdown().await;
+    // The server's remaining frames still reach the client unless we closed it.
+    let _ = to_client.await;
+}
+
+/// Inspects one client message; true when the connection must be closed (an attack on a block route).
+fn inspect_message(g: &WsGuard, payload: &[u8]) -> bool {
+    let Some(route) = g.rt.policy.routes.find(&g.host, &g.path) else {
+        return false;
+    };
+    let ctype = match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | Some(b'[') => "application/json",
+        _ => "text/plain",
+    };
+    let Ok(req) = http::Request::post(g.path.as_str())
+        .header(http::header::CONTENT_TYPE, ctype)
+        .header(http::header::HOST, g.host.as_str())
+        .body(())
+    else {
+        return false;
+    };
+    let (parts, ()) = req.into_parts();
+    let inspection = g.rt.inspector.inspect(&RequestContext {
+        route,
+        parts: &parts,
+        body: payload,
+        body_truncated: false,
+        client_ip: g.client_ip,
+    });
+    if !inspection.attack {
+        return false;
+    }
+    let block = g.mode == Mode::Block;
+    if let Some(bus) = g.shared.events() {
+        use rampart_events::{Action, Event, EventKind, Finding};
+        let mut e = Event::new(EventKind::Request, if block { Action::Block } else { Action::Monitor });
+        e.request_id.clone_from(&g.request_id);
+        e.client_ip = g.client_ip.to_string();
+        e.method = "WEBSOCKET".into();
+        e.host.clone_from(&g.host);
+        e.path.clone_from(&g.path);
+        e.route = route.name.to_string();
+        e.score = inspection.score;
+        e.reason = Some(if block {
+            "websocket message: connection closed with 1008".into()
+        } else {
+            "websocket message (monitor)".into()
+        });
+        e.findings = inspection
+            .findings
+            .iter()
+            .map(|f| Finding {
+                class: f.class.clone(),
+                rule_id: f.rule_id.clone(),
+                score: f.score,
+                point: format!("ws.{}", f.point),
+                evidence: f.evidence.clone(),
+                decode_chain: f.decode_chain.iter().map(|d| d.to_string()).collect(),
+            })
+            .collect();
+        bus.emit(e);
+    }
+    block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse_and_bad_frames_are_refused() {
+        assert_eq!(header(&[0x81]), Ok(None));
+        let h = header(&[0x81, 0x85, 1, 2, 3, 4]).unwrap().unwrap();
+        assert_eq!(
+            (h.fin, h.opcode, h.head, h.payload, h.mask),
+            (true, 1, 6, 5, Some([1, 2, 3, 4]))
+        );
+        let h = header(&[0x02, 126, 0x01, 0x00]).unwrap().unwrap();
+        assert_eq!((h.fin, h.payload, h.head), (false, 256, 4));
+        assert_eq!(header(&[0x83, 0x00]), Err(PROTOCOL_ERROR), "reserved opcode");
+        assert_eq!(header(&[0x09, 0x00]), Err(PROTOCOL_ERROR), "fragmented ping");
+        assert_eq!(header(&[0x89, 126, 0, 200]), Err(PROTOCOL_ERROR), "long ping");
+        assert_eq!(header(&[0xA1, 0x00]), Err(PROTOCOL_ERROR), "RSV2");
+        assert_eq!(close_frame(1008, "x"), vec![0x88, 3, 0x03, 0xF0, b'x']);
+    }
+
+    #[test]
+    fn deflate_is_read_from_the_upgrade_answer() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(deflate_params(&h), None);
+        h.insert(
+            "sec-websocket-extensions",
+            "permessage-deflate; client_no_context_takeover".parse().unwrap(),
+        );
+        assert_eq!(deflate_params(&h), Some(true));
+    }
+
+    #[test]
+    fn compressed_messages_inflate_with_context_kept() {
+        let mut z = flate2::Compress::new(flate2::Compression::default(), false);
+        let mut compress = |s: &[u8]| {
+            let mut out = Vec::with_capacity(s.len() + 64);
+            z.compress_vec(s, &mut out, flate2::FlushCompress::Sync).unwrap();
+            assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+            out.truncate(out.len() - 4);
+            out
+        };
+        let a = compress(b"hello hello hello");
+        let b = compress(b"hello hello hello again");
+        let mut inf = Inflater {
+            z: flate2::Decompress::new(false),
+            reset_each: false,
+        };
+        assert_eq!(inf.inflate(&a, 1 << 20).unwrap(), b"hello hello hello");
+        assert_eq!(inf.inflate(&b, 1 << 20).unwrap(), b"hello hello hello again");
+    }
+}
