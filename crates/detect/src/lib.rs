@@ -847,4 +847,21 @@ mod tests {
         let deep = gql("{ a { b { c { d } } } }");
         assert!(rules(&post(&d, "application/json", &deep)).contains(&"GQL-002".to_string()));
     }
+
+    #[test]
+    fn graphql_over_websocket_payloads_are_operations_too() {
+        // graphql-transport-ws `subscribe` and graphql-ws `start` messages, inspected as a message body.
+        let d = Detector::default();
+        let ok = r#"{"id":"1","type":"subscribe","payload":{"query":"subscription OnMessage($room: ID!) { messageAdded(roomId: $room) { id text author { name } } }","variables":{"room":"42"}}}"#;
+        assert_eq!(post(&d, "application/json", ok).verdict, Verdict::Pass);
+        let bad = r#"{"id":"2","type":"start","payload":{"query":"subscription { messageAdded(roomId: \"1' OR '1'='1' --\") { id } }"}}"#;
+        let a = post(&d, "application/json", bad);
+        assert_eq!(a.verdict, Verdict::Block, "{:?}", a.findings);
+        let deep = format!(
+            r#"{{"id":"3","type":"subscribe","payload":{{"query":"subscription {{ {}id{} }}"}}}}"#,
+            "a { ".repeat(15),
+            " }".repeat(15)
+        );
+        assert!(rules(&post(&d, "application/json", &deep)).contains(&"GQL-002".to_string()));
+    }
 }
