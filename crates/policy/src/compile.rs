@@ -593,6 +593,18 @@ impl Compiler<'_> {
             detection,
             detection_at,
             max_concurrent: rf.max_concurrent.filter(|n| *n > 0),
+            websocket: {
+                let ws = rf.websocket.as_ref();
+                let rate = ws.and_then(|w| w.messages_per_second).unwrap_or(100).max(1);
+                crate::WebSocketPolicy {
+                    max_message: ws
+                        .and_then(|w| w.max_message.clone())
+                        .map_or(inspect_limit, |m| self.size(&Some(m), inspect_limit))
+                        .min(64 << 20) as usize,
+                    messages_per_second: rate,
+                    burst: ws.and_then(|w| w.burst).unwrap_or(rate.saturating_mul(2)).max(1),
+                }
+            },
         })
     }
 

@@ -152,6 +152,19 @@ pub struct RouteFile {
     pub detection: Option<S<toml::Value>>,
     /// Requests in flight on this route (per node) past which new ones are answered 503.
     pub max_concurrent: Option<u32>,
+    pub websocket: Option<WebSocketFile>,
+}
+
+/// WebSocket connections on a route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketFile {
+    /// The largest client message (default: the route's inspect_limit).
+    pub max_message: Option<S<String>>,
+    /// Client messages per second per connection (default 100).
+    pub messages_per_second: Option<u32>,
+    /// Messages at once above the rate (default twice the rate).
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -179,6 +179,16 @@ pub enum Oversize {
     Pass,
 }
 
+/// WebSocket messages on a route: their size and rate per connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WebSocketPolicy {
+    /// The largest message (after reassembly and inflation); past it the connection closes with 1009.
+    pub max_message: usize,
+    /// Client messages per second per connection, with `burst` at once; past it 1008.
+    pub messages_per_second: u32,
+    pub burst: u32,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BodyPolicy {
     pub inspect_limit: usize,

@@ -113,6 +113,7 @@ pub struct Route {
     pub detection_at: (usize, usize),
     /// Requests in flight on this route (per node) past which new ones are answered 503.
     pub max_concurrent: Option<u32>,
+    pub websocket: crate::WebSocketPolicy,
 }
 
 #[derive(Debug, Default)]
@@ -168,6 +169,11 @@ mod tests {
             detection: None,
             detection_at: (0, 0),
             max_concurrent: None,
+            websocket: crate::WebSocketPolicy {
+                max_message: 1,
+                messages_per_second: 1,
+                burst: 1,
+            },
         }
     }
 

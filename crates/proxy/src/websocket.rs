@@ -4,8 +4,9 @@
 //! violation). Frames go on as they came (still masked, still compressed): the relay holds a message
 //! until it is complete and decided, never rewrites it.
 //!
-//! Per connection the relay keeps one message being assembled (bounded by the route's inspection limit,
-//! 1009 past it), the inflate window when the client keeps context, and a few buffers.
+//! Per connection the relay keeps one message being assembled (bounded by `[routes.websocket]
+//! max_message`, 1009 past it), a token bucket for the message rate (1008 past it), the inflate window
+//! when the client keeps context, and a few buffers.
 
 use crate::inspect::RequestContext;
 use crate::runtime::{Runtime, Shared};
@@ -185,12 +186,19 @@ where
             }
         })
     };
-    let max_message = guard
+    let ws = guard
         .rt
         .policy
         .routes
         .find(&guard.host, &guard.path)
-        .map_or(1 << 20, |r| r.body.inspect_limit);
+        .map(|r| r.websocket);
+    let max_message = ws.map_or(1 << 20, |w| w.max_message);
+    // Message rate: a token bucket per connection (messages per second, burst at once).
+    let (rate, burst) = ws.map_or((100.0, 200.0), |w| {
+        (f64::from(w.messages_per_second), f64::from(w.burst))
+    });
+    let mut tokens = burst;
+    let mut refilled = std::time::Instant::now();
     let mut inflater = deflate.map(|reset_each| Inflater {
         z: flate2::Decompress::new(false),
         reset_each,
@@ -257,6 +265,15 @@ where
                 continue;
             }
             let (_, compressed) = in_message.take().expect("a message in progress");
+            let now = std::time::Instant::now();
+            tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(burst);
+            refilled = now;
+            if tokens < 1.0 && guard.mode == Mode::Block {
+                to_client.abort();
+                close(POLICY_VIOLATION, "message rate").await;
+                break 'conn;
+            }
+            tokens -= 1.0;
             let payload = match (compressed, inflater.as_mut()) {
                 (true, Some(z)) => match z.inflate(&message, max_message) {
                     Some(p) => p,

@@ -1,6 +1,7 @@
 //! WebSocket messages through the real binary, with a real server and client (tokio-tungstenite): chat
 //! traffic (JSON with prose, fragmented messages, pings) passes both ways; an attack inside a message
-//! closes the connection with 1008 before it reaches the server, and is an event.
+//! closes the connection with 1008 before it reaches the server, and is an event; so does a flood of
+//! messages past the route's rate.
 
 mod common;
 
@@ -65,6 +66,9 @@ name = "chat"
 path = "/ws"
 upstream = "chat"
 mode = "block"
+[routes.websocket]
+messages_per_second = 5
+burst = 10
 
 [[routes]]
 name = "rest"
@@ -176,6 +180,28 @@ flush_interval = "50ms"
         got.iter().all(|m| !m.contains("UNION")),
         "the attack reached the server: {got:?}"
     );
+
+    // A flood of messages on a new connection is closed once the burst is spent.
+    let (mut flood, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    for i in 0..30 {
+        if flood.send(Message::Text(format!("{{\"n\":{i}}}"))).await.is_err() {
+            break;
+        }
+    }
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), flood.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(_))) => {}
+            Some(Ok(Message::Close(c))) => break c.map(|c| c.code),
+            other => panic!("expected echoes then a close, got {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(CloseCode::Policy));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let flooded = seen.lock().unwrap().iter().filter(|m| m.starts_with("{\"n\"")).count();
+    assert!((10..=11).contains(&flooded), "{flooded} messages passed a burst of 10");
 
     // The event names the route and the finding.
     let mut events = String::new();
