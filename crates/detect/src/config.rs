@@ -57,6 +57,17 @@ pub struct DetectionConfig {
     pub disabled_rules: Vec<String>,
     /// Limits on GraphQL documents (`query` fields of JSON bodies, `?query=`).
     pub graphql: crate::graphql::GraphqlLimits,
+    /// .proto files of the route's gRPC services.
+    pub grpc: GrpcConfig,
+}
+
+/// `[routes.detection.grpc]`: paths relative to the config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    pub protos: Vec<String>,
+    /// Directories imports are looked up in (default: the directory of each file).
+    pub include: Vec<String>,
 }
 
 /// Findings of `classes` (all classes when empty) on points matching the

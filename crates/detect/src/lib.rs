@@ -30,7 +30,7 @@ pub mod xss;
 
 use std::borrow::Cow;
 
-pub use config::{ConfigError, CustomRule, DetectionConfig, Exclusion, Sensitivity};
+pub use config::{ConfigError, CustomRule, DetectionConfig, Exclusion, GrpcConfig, Sensitivity};
 use rampart_inspect::{Inspection, Limits, Point, RequestView};
 use serde::Serialize;
 
@@ -308,9 +308,28 @@ impl Detector {
                 score,
             });
         }
+        let mut limits = Limits::default();
+        if !cfg.grpc.protos.is_empty() {
+            let files: Vec<std::path::PathBuf> = cfg.grpc.protos.iter().map(Into::into).collect();
+            let mut includes: Vec<std::path::PathBuf> = cfg.grpc.include.iter().map(Into::into).collect();
+            if includes.is_empty() {
+                for f in &files {
+                    let dir = f.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+                    if !includes.contains(&dir) {
+                        includes.push(dir);
+                    }
+                }
+            }
+            let schema =
+                rampart_inspect::grpc::GrpcSchema::compile(&files, &includes).map_err(|e| ConfigError::Invalid {
+                    field: "grpc.protos".into(),
+                    hint: e,
+                })?;
+            limits.grpc_schema = Some(std::sync::Arc::new(schema));
+        }
         Ok(Detector {
             threshold,
-            limits: Limits::default(),
+            limits,
             exclusions,
             custom,
             disabled: cfg.disabled_rules.clone(),

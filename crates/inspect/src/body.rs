@@ -241,7 +241,8 @@ pub fn parse_body(c: &mut Collector<'_>, req: &RequestView<'_>) {
         .unwrap_or_default();
     if crate::grpc::is_grpc(&ct) {
         c.out.body_kind = Some(BodyKind::Binary);
-        crate::grpc::parse(c, &body, &ct, req.body_truncated);
+        let schema = c.limits.grpc_schema.clone();
+        crate::grpc::parse_with(c, &body, &ct, req.body_truncated, schema.as_deref(), req.uri.path());
         return;
     }
     let sniffed = sniff(&body);

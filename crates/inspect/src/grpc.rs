@@ -7,6 +7,11 @@
 //! A length-delimited field is read as text when it is printable UTF-8 and as a nested message
 //! otherwise, when it parses as one: a nested message is almost never printable (its tags and lengths
 //! are control bytes), while short text often happens to parse as protobuf.
+//!
+//! With .proto files ([`GrpcSchema`], compiled at load time by protox, no protoc), a message of a known
+//! method is decoded as its input type: points are named by field (`body.grpc.0.note.body.text`), a
+//! message that does not decode as its type is a finding (GRPC-004), and so are fields the schema does
+//! not know (GRPC-005).
 
 use crate::{Collector, Location};
 use std::borrow::Cow;
@@ -21,7 +26,141 @@ pub fn is_grpc(ct: &str) -> bool {
     ct.starts_with("application/grpc")
 }
 
+/// Compiled .proto files: the input type of each method.
+pub struct GrpcSchema {
+    pool: prost_reflect::DescriptorPool,
+}
+
+impl std::fmt::Debug for GrpcSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcSchema")
+            .field(
+                "services",
+                &self
+                    .pool
+                    .services()
+                    .map(|s| s.full_name().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl GrpcSchema {
+    /// Compiles `files` (found in `includes`) with protox; the error says which file and line is wrong.
+    pub fn compile(files: &[std::path::PathBuf], includes: &[std::path::PathBuf]) -> Result<Self, String> {
+        let set = protox::compile(files, includes).map_err(|e| {
+            use miette::Diagnostic;
+            // "file:line:column: message", the position from the error's first label.
+            let at = e.file().map(|f| {
+                let offset = e.labels().and_then(|mut l| l.next()).map(|l| l.offset());
+                let text = includes
+                    .iter()
+                    .map(|i| i.join(f))
+                    .chain(std::iter::once(std::path::PathBuf::from(f)))
+                    .find_map(|p| std::fs::read_to_string(p).ok());
+                match (offset, text) {
+                    (Some(o), Some(t)) => {
+                        let before = &t[..o.min(t.len())];
+                        let line = before.matches('\n').count() + 1;
+                        let column = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+                        format!("{f}:{line}:{column}: ")
+                    }
+                    _ => format!("{f}: "),
+                }
+            });
+            format!("{}{e}", at.unwrap_or_default())
+        })?;
+        let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(set).map_err(|e| e.to_string())?;
+        Ok(GrpcSchema { pool })
+    }
+
+    /// The input message of the method at a gRPC path ("/notes.Board/Post").
+    fn input_of(&self, path: &str) -> Option<prost_reflect::MessageDescriptor> {
+        let (service, method) = path.trim_start_matches('/').split_once('/')?;
+        let s = self.pool.get_service_by_name(service)?;
+        let m = s.methods().find(|m| m.name() == method)?;
+        Some(m.input())
+    }
+}
+
+/// Adds the strings of a decoded message as named points; fields the schema does not know are findings.
+fn walk_typed(c: &mut Collector<'_>, m: &prost_reflect::DynamicMessage, prefix: &str, depth: usize) {
+    use prost_reflect::{MapKey, ReflectMessage, Value};
+    if depth >= MAX_DEPTH {
+        c.anomaly(
+            "limit",
+            "GRPC-003",
+            5,
+            prefix,
+            format!("messages nested deeper than {MAX_DEPTH}"),
+        );
+        return;
+    }
+    if let Some(u) = m.unknown_fields().next() {
+        c.anomaly(
+            "protocol",
+            "GRPC-005",
+            5,
+            prefix,
+            format!("field {} is not in {}", u.number(), m.descriptor().full_name()),
+        );
+    }
+    fn value(c: &mut Collector<'_>, v: &Value, path: &str, depth: usize) {
+        match v {
+            Value::String(s) => c.add(path, Cow::Owned(s.clone()), &[], Location::Body, false, depth),
+            Value::Bytes(b) => {
+                if let Ok(s) = std::str::from_utf8(b) {
+                    if printable(s) {
+                        c.add(path, Cow::Owned(s.to_string()), &[], Location::Body, false, depth);
+                    }
+                }
+            }
+            Value::Message(m) => walk_typed(c, m, path, depth + 1),
+            Value::List(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    value(c, v, &format!("{path}.{i}"), depth);
+                }
+            }
+            Value::Map(map) => {
+                for (k, v) in map {
+                    if let MapKey::String(k) = k {
+                        c.add(
+                            &format!("{path}.{k}"),
+                            Cow::Owned(k.clone()),
+                            &[],
+                            Location::Body,
+                            true,
+                            depth,
+                        );
+                        value(c, v, &format!("{path}.{k}"), depth);
+                    } else {
+                        value(c, v, path, depth);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (f, v) in m.fields() {
+        value(c, v, &format!("{prefix}.{}", f.name()), depth);
+    }
+}
+
 pub fn parse(c: &mut Collector<'_>, body: &[u8], ct: &str, truncated: bool) {
+    parse_with(c, body, ct, truncated, None, "")
+}
+
+/// [`parse`] with the route's schema, for the method at `path`.
+pub fn parse_with(
+    c: &mut Collector<'_>,
+    body: &[u8],
+    ct: &str,
+    truncated: bool,
+    schema: Option<&GrpcSchema>,
+    path: &str,
+) {
+    let input = schema.and_then(|s| s.input_of(path));
     let decoded;
     let mut frames: &[u8] = body;
     if ct.starts_with("application/grpc-web-text") {
@@ -83,6 +222,26 @@ pub fn parse(c: &mut Collector<'_>, body: &[u8], ct: &str, truncated: bool) {
             Cow::Borrowed(payload)
         };
         let prefix = format!("body.grpc.{n}");
+        if let Some(desc) = &input {
+            let complete = !(truncated && end == frames.len());
+            match prost_reflect::DynamicMessage::decode(desc.clone(), &message[..]) {
+                Ok(m) => {
+                    walk_typed(c, &m, &format!("{prefix}.{}", desc.name().to_ascii_lowercase()), 0);
+                    i = end;
+                    n += 1;
+                    continue;
+                }
+                Err(e) if complete => c.anomaly(
+                    "protocol",
+                    "GRPC-004",
+                    8,
+                    &prefix,
+                    format!("message {n} is not a {}: {e}", desc.full_name()),
+                ),
+                // the last message of a cut stream: read it without the schema
+                Err(_) => {}
+            }
+        }
         if walk(c, &message, &prefix, 0).is_none() {
             // Not protobuf: inspect the bytes as text (a JSON-over-gRPC service, a bad client).
             let s = crate::decode::bytes_to_text(&message);
@@ -279,5 +438,76 @@ mod tests {
             "{:?}",
             c.out.anomalies
         );
+    }
+
+    const BOARD_PROTO: &str = r#"
+syntax = "proto3";
+package notes;
+message Body { string text = 1; int32 stars = 2; }
+message Note { string author = 1; Body body = 2; repeated string tags = 3; map<string, string> meta = 4; }
+message Ack { string echo = 1; }
+service Board { rpc Post(Note) returns (Ack); }
+"#;
+
+    fn schema() -> (tempfile::TempDir, GrpcSchema) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("board.proto");
+        std::fs::write(&file, BOARD_PROTO).unwrap();
+        let s = GrpcSchema::compile(&[file], &[dir.path().to_path_buf()]).unwrap();
+        (dir, s)
+    }
+
+    fn typed(body: &[u8], schema: &GrpcSchema, path: &str) -> Collector<'static> {
+        let limits: &'static Limits = Box::leak(Box::new(Limits::default()));
+        let mut c = Collector::new(limits);
+        parse_with(&mut c, body, "application/grpc", false, Some(schema), path);
+        c
+    }
+
+    #[test]
+    fn a_schema_names_the_points_and_checks_the_types() {
+        let (_dir, schema) = schema();
+        let mut msg = field(1, 2, b"aoife");
+        msg.extend(field(2, 2, &field(1, 2, b"x' or 1=1--")));
+        msg.extend(field(3, 2, b"urgent"));
+        let c = typed(&frame(0, &msg), &schema, "/notes.Board/Post");
+        let p: Vec<(String, String)> = c.out.points.iter().map(|p| (p.path.clone(), p.value.clone())).collect();
+        assert!(p.contains(&("body.grpc.0.note.author".into(), "aoife".into())), "{p:?}");
+        assert!(
+            p.contains(&("body.grpc.0.note.body.text".into(), "x' or 1=1--".into())),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(&("body.grpc.0.note.tags.0".into(), "urgent".into())),
+            "{p:?}"
+        );
+        assert!(c.out.anomalies.is_empty(), "{:?}", c.out.anomalies);
+        // A string where the schema says a message, and a field it does not know.
+        let wrong = field(2, 0, &[5]);
+        let c = typed(&frame(0, &wrong), &schema, "/notes.Board/Post");
+        assert!(
+            c.out.anomalies.iter().any(|a| a.rule_id == "GRPC-004"),
+            "{:?}",
+            c.out.anomalies
+        );
+        let unknown = field(9, 2, b"smuggled");
+        let c = typed(&frame(0, &unknown), &schema, "/notes.Board/Post");
+        assert!(
+            c.out.anomalies.iter().any(|a| a.rule_id == "GRPC-005"),
+            "{:?}",
+            c.out.anomalies
+        );
+        // A method the schema does not have is walked without it.
+        let c = typed(&frame(0, &field(1, 2, b"hi there")), &schema, "/other.Svc/Call");
+        assert_eq!(c.out.points[0].path, "body.grpc.0.1");
+    }
+
+    #[test]
+    fn a_bad_proto_file_is_refused_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.proto");
+        std::fs::write(&file, "syntax = \"proto3\";\nmessage A { strin x = 1; }\n").unwrap();
+        let e = GrpcSchema::compile(&[file], &[dir.path().to_path_buf()]).unwrap_err();
+        assert!(e.starts_with("bad.proto:2:13: "), "{e}");
     }
 }

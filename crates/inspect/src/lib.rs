@@ -40,6 +40,8 @@ pub struct Limits {
     pub max_inflated_bytes: usize,
     /// Maximum inflate ratio (inflated / compressed).
     pub max_inflate_ratio: usize,
+    /// The route's .proto files, compiled: gRPC messages of known methods are decoded by type.
+    pub grpc_schema: Option<std::sync::Arc<grpc::GrpcSchema>>,
 }
 
 impl Default for Limits {
@@ -52,6 +54,7 @@ impl Default for Limits {
             max_nesting: 64,
             max_inflated_bytes: 8 << 20,
             max_inflate_ratio: 200,
+            grpc_schema: None,
         }
     }
 }

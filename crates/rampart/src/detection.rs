@@ -45,16 +45,26 @@ impl InspectorFactory for DetectionFactory {
                     },
                 },
                 Some(table) => {
-                    let cfg: DetectionConfig = match table.clone().try_into() {
+                    let mut cfg: DetectionConfig = match table.clone().try_into() {
                         Ok(c) => c,
                         Err(e) => {
                             errors.push(diag(
                                 format!("route `{}`: [routes.detection]: {}", route.name, e.message().trim()),
-                                "keys: sensitivity, threshold, exclusions, custom_rules, disabled_rules (docs/rules.md)",
+                                "keys: sensitivity, threshold, exclusions, custom_rules, disabled_rules, graphql, grpc (README, docs/rules.md)",
                             ));
                             continue;
                         }
                     };
+                    // .proto paths are relative to the config file, like every other path in it.
+                    let base = policy
+                        .source
+                        .as_ref()
+                        .and_then(|p| p.parent())
+                        .map(std::path::Path::to_path_buf)
+                        .unwrap_or_default();
+                    for p in cfg.grpc.protos.iter_mut().chain(cfg.grpc.include.iter_mut()) {
+                        *p = base.join(&*p).to_string_lossy().into_owned();
+                    }
                     match Detector::new(&cfg) {
                         Ok(d) => Arc::new(d),
                         Err(e) => {

@@ -1,8 +1,9 @@
 //! gRPC through the real binary, with a real gRPC server and client (tonic) over HTTP/2 (h2c): unary
 //! and streaming calls pass with their messages and trailers; an attack inside a string field of a
 //! message is refused the gRPC way (HTTP 200, grpc-status 7 PERMISSION_DENIED) and never reaches the
-//! service; a bidirectional stream, whose client waits for each answer before it sends the next
-//! message, does not stall behind the inspection.
+//! service, and the event names the field from the service's .proto (compiled at load time); a
+//! bidirectional stream, whose client waits for each answer before it sends the next message, does not
+//! stall behind the inspection.
 //!
 //! The service is written without code generation (no protoc): prost messages by derive and tonic's
 //! generic server and client, as the generated code would call them.
@@ -212,8 +213,34 @@ name = "grpc"
 path = "/notes.Board/"
 upstream = "board"
 mode = "block"
+[routes.detection]
+sensitivity = "medium"
+[routes.detection.grpc]
+protos = ["protos/board.proto"]
+
+[[events.sinks]]
+name = "file"
+type = "jsonl"
+flush_interval = "50ms"
 "#
     );
+    // The service's contract, compiled by the gateway at load time (no protoc).
+    std::fs::create_dir_all(dir.path().join("protos")).unwrap();
+    std::fs::write(
+        dir.path().join("protos/board.proto"),
+        r#"syntax = "proto3";
+package notes;
+message Body { string text = 1; int32 stars = 2; }
+message Note { string author = 1; Body body = 2; }
+message Ack { string echo = 1; }
+service Board {
+  rpc Post(Note) returns (Ack);
+  rpc Replay(Note) returns (stream Ack);
+  rpc Chat(stream Note) returns (stream Ack);
+}
+"#,
+    )
+    .unwrap();
     std::fs::write(dir.path().join("rampart.toml"), config).unwrap();
     let mut cmd = rampart();
     cmd.args(["run", "--config"]).arg(dir.path().join("rampart.toml"));
@@ -260,6 +287,23 @@ mode = "block"
         assert!(err.message().contains("request id"), "{}", err.message());
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "no attack reached the service");
+    // With the .proto, the finding names the field.
+    let mut events = String::new();
+    for _ in 0..40 {
+        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
+        if events.lines().count() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        events.contains(r#""point":"body.grpc.0.note.body.text""#),
+        "no named point in the events: {events:.3000}"
+    );
+    assert!(
+        events.contains("/notes.Board/Post"),
+        "the event names service and method"
+    );
 
     // Server streaming: five messages and the trailers come through.
     let mut c2 = client(&url).await;
