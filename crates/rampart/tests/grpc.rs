@@ -5,6 +5,8 @@
 //! bidirectional stream, whose client waits for each answer before it sends the next message, does not
 //! stall behind the inspection.
 //!
+//! gRPC-Web (binary and base64 text) over HTTP/1.1 is inspected and refused the same way.
+//!
 //! The service is written without code generation (no protoc): prost messages by derive and tonic's
 //! generic server and client, as the generated code would call them.
 
@@ -351,5 +353,81 @@ service Board {
     .await
     .expect("the stream stalled behind the gateway");
     assert_eq!(answers, vec!["hello 0", "hello 1", "hello 2", "hello 3"]);
+    drop(proc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_binary_and_text_are_inspected_over_http1() {
+    use base64::Engine;
+    use prost::Message;
+    let app = backend("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        r#"data_dir = "./data"
+
+[log]
+access = false
+
+[[listeners]]
+addr = "127.0.0.1:{port}"
+
+[upstreams.app]
+targets = ["http://{backend}"]
+
+[[routes]]
+name = "web"
+path = "/"
+upstream = "app"
+mode = "block"
+"#,
+        backend = app.addr
+    );
+    std::fs::write(dir.path().join("rampart.toml"), config).unwrap();
+    let mut cmd = rampart();
+    cmd.args(["run", "--config"]).arg(dir.path().join("rampart.toml"));
+    let proc = Proc::spawn(cmd, dir.path());
+    let c = http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&c, &format!("{base}/ready"), &proc, |_| true).await;
+    let frame = |n: &Note| {
+        let msg = n.encode_to_vec();
+        let mut f = vec![0u8];
+        f.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        f.extend_from_slice(&msg);
+        f
+    };
+    let call = |ct: &'static str, body: Vec<u8>| {
+        let c = c.clone();
+        let url = format!("{base}/notes.Board/Post");
+        async move {
+            let r = c
+                .post(url)
+                .header("content-type", ct)
+                .header("x-grpc-web", "1")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), status)
+        }
+    };
+    let benign = frame(&note(
+        "Siobhán",
+        "Can I select the size after checkout? It's for my dad's birthday.",
+    ));
+    assert_eq!(
+        call("application/grpc-web+proto", benign).await,
+        (200, None),
+        "reaches the backend"
+    );
+    let attack = frame(&note("m", "<img src=x onerror=alert(1)>"));
+    assert_eq!(
+        call("application/grpc-web+proto", attack.clone()).await,
+        (200, Some("7".into()))
+    );
+    let text = base64::engine::general_purpose::STANDARD.encode(&attack).into_bytes();
+    assert_eq!(call("application/grpc-web-text", text).await, (200, Some("7".into())));
     drop(proc);
 }
