@@ -32,6 +32,9 @@ pub struct GraphqlLimits {
     pub max_cost: u64,
     /// Allow `__schema` / `__type` (off by default: introspection maps the API for an attacker).
     pub allow_introspection: bool,
+    /// An SDL file of the API: operations that do not validate against it (unknown fields, wrong
+    /// argument types, ...) are findings (GQL-010).
+    pub schema: Option<String>,
 }
 
 impl Default for GraphqlLimits {
@@ -44,6 +47,7 @@ impl Default for GraphqlLimits {
             max_batch: 10,
             max_cost: 50_000,
             allow_introspection: false,
+            schema: None,
         }
     }
 }
@@ -318,6 +322,40 @@ impl Measure<'_> {
         self.memo.insert(name.to_string(), m);
         m
     }
+}
+
+/// A schema to validate operations against (apollo-compiler).
+pub struct Schema(apollo_compiler::validation::Valid<apollo_compiler::Schema>);
+
+impl Schema {
+    /// Loads and validates an SDL file; the error names what is wrong.
+    pub fn load(path: &str) -> Result<Schema, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        apollo_compiler::Schema::parse_and_validate(text, path)
+            .map(Schema)
+            .map_err(|e| first_message(&e.errors))
+    }
+
+    /// The first reason `doc` does not validate, if it does not.
+    pub fn violation(&self, doc: &str) -> Option<String> {
+        apollo_compiler::ExecutableDocument::parse_and_validate(&self.0, doc, "operation.graphql")
+            .err()
+            .map(|e| first_message(&e.errors))
+    }
+}
+
+fn first_message(errors: &apollo_compiler::validation::DiagnosticList) -> String {
+    errors
+        .iter()
+        .next()
+        .map(|d| {
+            let j = d.to_json();
+            match j.locations.first() {
+                Some(l) => format!("{}:{}: {}", l.line, l.column, j.message),
+                None => j.message,
+            }
+        })
+        .unwrap_or_else(|| "invalid".to_string())
 }
 
 #[cfg(test)]

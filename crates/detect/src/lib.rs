@@ -226,6 +226,7 @@ pub struct Detector {
     disabled: Vec<String>,
     prefilter: prefilter::Prefilter,
     graphql: graphql::GraphqlLimits,
+    graphql_schema: Option<std::sync::Arc<graphql::Schema>>,
 }
 
 impl Detector {
@@ -308,6 +309,15 @@ impl Detector {
                 score,
             });
         }
+        let graphql_schema = match &cfg.graphql.schema {
+            Some(path) => Some(std::sync::Arc::new(graphql::Schema::load(path).map_err(|e| {
+                ConfigError::Invalid {
+                    field: "graphql.schema".into(),
+                    hint: e,
+                }
+            })?)),
+            None => None,
+        };
         let mut limits = Limits::default();
         if !cfg.grpc.protos.is_empty() {
             let files: Vec<std::path::PathBuf> = cfg.grpc.protos.iter().map(Into::into).collect();
@@ -335,6 +345,7 @@ impl Detector {
             disabled: cfg.disabled_rules.clone(),
             prefilter: prefilter::Prefilter::new(),
             graphql: cfg.graphql.clone(),
+            graphql_schema,
         })
     }
 
@@ -503,6 +514,11 @@ impl Detector {
                 10,
                 format!("fragment {f} spreads itself"),
             ));
+        }
+        if let (Some(schema), true) = (&self.graphql_schema, doc.valid) {
+            if let Some(why) = schema.violation(&p.value) {
+                hits.push(Hit::new(AttackClass::Graphql, "GQL-010", 10, util::excerpt(&why, 120)));
+            }
         }
         if doc.over_limit {
             hits.push(Hit::new(
@@ -882,5 +898,40 @@ mod tests {
             " }".repeat(15)
         );
         assert!(rules(&post(&d, "application/json", &deep)).contains(&"GQL-002".to_string()));
+    }
+
+    #[test]
+    fn operations_are_validated_against_an_sdl_schema() {
+        let path = std::env::temp_dir().join(format!("rampart-schema-{}.graphql", std::process::id()));
+        std::fs::write(
+            &path,
+            "type Query { user(id: ID!): User products(first: Int = 10): [Product!]! }\n\
+             type User { id: ID! name: String! email: String }\n\
+             type Product { id: ID! name: String! price: Float! }\n",
+        )
+        .unwrap();
+        let cfg: DetectionConfig = serde_json::from_value(serde_json::json!({
+            "graphql": {"schema": path.to_string_lossy()}
+        }))
+        .unwrap();
+        let d = Detector::new(&cfg).unwrap();
+        let ok = gql(r#"query { user(id: "7") { name email } products(first: 5) { name price } }"#);
+        assert_eq!(post(&d, "application/json", &ok).verdict, Verdict::Pass);
+        for bad in [
+            r#"query { user(id: "7") { name passwordHash } }"#,
+            r#"query { products(first: "lots") { name } }"#,
+            r#"query { adminUsers { id } }"#,
+        ] {
+            let a = post(&d, "application/json", &gql(bad));
+            assert!(rules(&a).contains(&"GQL-010".to_string()), "{bad}: {:?}", a.findings);
+            assert_eq!(a.verdict, Verdict::Block);
+        }
+        std::fs::write(&path, "type Query { broken: Nope }").unwrap();
+        let err = Detector::new(&cfg)
+            .err()
+            .expect("an invalid schema is refused")
+            .to_string();
+        assert!(err.contains("graphql.schema") && err.contains("Nope"), "{err}");
+        std::fs::remove_file(&path).unwrap();
     }
 }

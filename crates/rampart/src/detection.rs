@@ -62,7 +62,13 @@ impl InspectorFactory for DetectionFactory {
                         .and_then(|p| p.parent())
                         .map(std::path::Path::to_path_buf)
                         .unwrap_or_default();
-                    for p in cfg.grpc.protos.iter_mut().chain(cfg.grpc.include.iter_mut()) {
+                    for p in cfg
+                        .grpc
+                        .protos
+                        .iter_mut()
+                        .chain(cfg.grpc.include.iter_mut())
+                        .chain(cfg.graphql.schema.iter_mut())
+                    {
                         *p = base.join(&*p).to_string_lossy().into_owned();
                     }
                     match Detector::new(&cfg) {
