@@ -170,11 +170,19 @@ where
                     }
                 }
                 if header(&buf).is_err() {
-                    // Not WebSocket framing from the server: pass the rest through unparsed.
-                    let mut w = cw.lock().await;
-                    let _ = w.write_all(&buf).await;
-                    let _ = tokio::io::copy(&mut ur, &mut *w).await;
-                    return;
+                    // Not WebSocket framing from the server: pass the rest through unparsed, a chunk
+                    // at a time so that a close of ours waits for one chunk at most.
+                    let mut chunk = vec![0u8; 16 * 1024];
+                    let mut pending = buf.split().to_vec();
+                    loop {
+                        if cw.lock().await.write_all(&pending).await.is_err() {
+                            return;
+                        }
+                        match ur.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending = chunk[..n].to_vec(),
+                        }
+                    }
                 }
                 match ur.read_buf(&mut buf).await {
                     Ok(0) | Err(_) => {
@@ -208,10 +216,15 @@ where
     let mut held: Vec<u8> = Vec::new();
     let mut message: Vec<u8> = Vec::new();
     let mut in_message: Option<(u8, bool)> = None;
+    // Closing: take the writer first (a server frame being written finishes), then stop the server's
+    // direction, so our close frame never lands inside one of its frames.
+    let stop_to_client = to_client.abort_handle();
     let close = |code: u16, reason: &'static str| {
         let cw = cw.clone();
+        let stop = stop_to_client.clone();
         async move {
             let mut w = cw.lock().await;
+            stop.abort();
             let _ = w.write_all(&close_frame(code, reason)).await;
             let _ = w.shutdown().await;
         }
@@ -222,19 +235,16 @@ where
                 Ok(Some(h)) => h,
                 Ok(None) => break,
                 Err(code) => {
-                    to_client.abort();
                     close(code, "protocol error").await;
                     break 'conn;
                 }
             };
             let Some(mask) = h.mask else {
                 // A client must mask every frame (RFC 6455 5.1).
-                to_client.abort();
                 close(PROTOCOL_ERROR, "unmasked client frame").await;
                 break 'conn;
             };
             if h.payload > max_message as u64 || message.len() as u64 + h.payload > max_message as u64 {
-                to_client.abort();
                 close(TOO_BIG, "message too big").await;
                 break 'conn;
             }
@@ -254,7 +264,6 @@ where
                 (1 | 2, None) => in_message = Some((h.opcode, h.rsv1)),
                 (0, Some(_)) => {}
                 _ => {
-                    to_client.abort();
                     close(PROTOCOL_ERROR, "bad fragmentation").await;
                     break 'conn;
                 }
@@ -269,7 +278,6 @@ where
             tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(burst);
             refilled = now;
             if tokens < 1.0 && guard.mode == Mode::Block {
-                to_client.abort();
                 close(POLICY_VIOLATION, "message rate").await;
                 break 'conn;
             }
@@ -278,7 +286,6 @@ where
                 (true, Some(z)) => match z.inflate(&message, max_message) {
                     Some(p) => p,
                     None => {
-                        to_client.abort();
                         close(TOO_BIG, "message too big").await;
                         break 'conn;
                     }
@@ -287,7 +294,6 @@ where
             };
             message.clear();
             if inspect_message(&guard, &payload) {
-                to_client.abort();
                 close(POLICY_VIOLATION, "blocked by policy").await;
                 break 'conn;
             }
