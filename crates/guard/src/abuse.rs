@@ -14,10 +14,10 @@
 //! prefix or the user name; a login attempt that meets a flag is stopped. Enumeration counts distinct ids
 //! per client and its share of 403/404 answers.
 
+use crate::bans::token_hash;
 use crate::guarded::Guarded;
 use crate::limits::{key_of, part_value, RequestFacts};
 use rampart_policy::guard::{AbuseAction, EnumerationSpec, LoginSpec, OtpSpec};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -126,11 +126,6 @@ pub struct AbuseGuard {
     prefix: String,
 }
 
-pub(crate) fn short_hash(s: &str) -> String {
-    let d = Sha256::digest(s.as_bytes());
-    d[..12].iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn ip_prefix(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(a) => ipnet::Ipv4Net::new(a, 24)
@@ -172,7 +167,7 @@ impl AbuseGuard {
 
     pub(crate) fn key(&self, parts: &[&str]) -> String {
         // Hash-tagged like the rate-limit keys, so a Redis Cluster keeps each key's windows together.
-        format!("{}ab:{{{}}}", self.prefix, short_hash(&parts.join("\u{1f}")))
+        format!("{}ab:{{{}}}", self.prefix, token_hash(&parts.join("\u{1f}")))
     }
 
     /// Checks the request against the detectors of its route; records what to count after the response.
@@ -229,7 +224,7 @@ impl AbuseGuard {
         let ip = f.client_ip;
         let prefix = ip_prefix(ip);
         let detector = format!("login:{}", spec.route);
-        let user_shown = format!("user #{}", &short_hash(&user)[..8]);
+        let user_shown = format!("user #{}", &token_hash(&user)[..8]);
         let mut signals = Vec::new();
 
         // Flags raised earlier (by this node or another).
@@ -421,7 +416,7 @@ impl AbuseGuard {
                                 detector: format!("login:{}", spec.route),
                                 signals,
                                 action: AbuseAction::Log,
-                                key: format!("user #{}", &short_hash(user)[..8]),
+                                key: format!("user #{}", &token_hash(user)[..8]),
                             });
                         }
                     }

@@ -33,13 +33,15 @@ pub enum BanTarget {
     Fingerprint(String),
 }
 
-/// A short, fixed-size hash of a session id or fingerprint: what bans, events and the store hold.
+/// A short, fixed-size hash of a session id, fingerprint, user name or phone number: what bans, events
+/// and the store hold instead of the value.
 pub fn token_hash(raw: &str) -> String {
     let d = Sha256::digest(raw.as_bytes());
     d[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
+/// An IPv4-mapped IPv6 address as the IPv4 address it is: one client, one key.
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

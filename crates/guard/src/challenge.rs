@@ -11,6 +11,7 @@
 //! Checking a clearance is one HMAC and one SHA-256 (a few microseconds), and only happens for a request
 //! that is over a challenge limit and carries the cookie.
 
+use crate::bans::canonical;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
@@ -27,13 +28,6 @@ pub struct Challenger {
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 /// Leading zero bits of a digest.

@@ -245,10 +245,7 @@ fn label(p: &KeyPart) -> String {
 
 /// The value of one key part in the request, if it has one.
 pub fn part_value(p: &KeyPart, f: &RequestFacts<'_>) -> Option<String> {
-    let ip = match f.client_ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(f.client_ip),
-        v4 => v4,
-    };
+    let ip = crate::bans::canonical(f.client_ip);
     match p {
         KeyPart::ClientIp => Some(ip.to_string()),
         KeyPart::ClientPrefix(v4, v6) => Some(match ip {

@@ -203,7 +203,7 @@ impl AbuseGuard {
             let shown = format!(
                 "{} number #{}",
                 shown_range(&levels[1]),
-                &crate::abuse::short_hash(&number)[..8]
+                &crate::bans::token_hash(&number)[..8]
             );
             return Some(outcome(
                 format!("number_velocity: {per_number} codes asked for one number within {window}"),
