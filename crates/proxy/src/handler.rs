@@ -101,10 +101,7 @@ pub async fn handle(
     // An HTTP/1 protocol-switch attempt (hyper treats any Upgrade header, and CONNECT, as one).
     let switch_attempt = req.version() != http::Version::HTTP_2
         && (req.headers().contains_key(header::UPGRADE) || method == http::Method::CONNECT);
-    let grpc = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let grpc = is_grpc(req.headers());
     let (mut resp, mut outcome) = pipeline(req, &conn, &shared, &rt, &request_id).await;
     if grpc {
         // A gRPC client reads the status from grpc-status, not from HTTP: answer our own refusals the
@@ -359,7 +356,18 @@ async fn pipeline(
         _ => None,
     };
 
-    // Rate limits keyed on the request head, before its body is read.
+    // Rate limits keyed on the request head, before its body is read. A solved challenge is checked
+    // once, for both limit stages.
+    let cleared = rt.limiter.has_challenge(&route.name) && {
+        let facts = rampart_guard::RequestFacts {
+            parts: &parts,
+            body: None,
+            client_ip,
+            route: &route.name,
+        };
+        rampart_guard::limits::part_value(&clearance_cookie(), &facts)
+            .is_some_and(|c| shared.challenger.cleared(&c, client_ip))
+    };
     if !rt.limiter.is_empty() {
         let facts = rampart_guard::RequestFacts {
             parts: &parts,
@@ -368,9 +376,6 @@ async fn pipeline(
             route: &route.name,
         };
         let stage = rampart_guard::limits::Stage::Head;
-        let cleared = rt.limiter.has_challenge(&route.name)
-            && rampart_guard::limits::part_value(&clearance_cookie(), &facts)
-                .is_some_and(|c| shared.challenger.cleared(&c, client_ip));
         if let Some(hit) = rt
             .limiter
             .check_cleared(&shared.state, &facts, stage, &mut outcome.pending_counts, cleared)
@@ -418,11 +423,7 @@ async fn pipeline(
         } else {
             route.body.inspect_limit
         };
-        let grpc = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        match collect_prefix(body, limit, declared_len, grpc).await {
+        match collect_prefix(body, limit, declared_len, is_grpc(&parts.headers)).await {
             Ok(Collected::Complete { data, trailers }) => (ProxyBody::buffered(data.clone(), trailers), data, false),
             Ok(Collected::Streaming { prefix, rest }) => {
                 // A streaming call: its first message is inspected, the rest flows as it comes.
@@ -490,9 +491,6 @@ async fn pipeline(
             route: &route.name,
         };
         let stage = rampart_guard::limits::Stage::Body;
-        let cleared = rt.limiter.has_challenge(&route.name)
-            && rampart_guard::limits::part_value(&clearance_cookie(), &facts)
-                .is_some_and(|c| shared.challenger.cleared(&c, client_ip));
         if let Some(hit) = rt
             .limiter
             .check_cleared(&shared.state, &facts, stage, &mut outcome.pending_counts, cleared)
@@ -936,6 +934,13 @@ fn abused(
             Some(block_response(rt, request_id))
         }
     }
+}
+
+/// A gRPC or gRPC-Web call, by its content type.
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The cookie that carries a solved challenge, as a key part (read like any other cookie).
