@@ -196,11 +196,7 @@ upstream = "app"
 mode = "block"
 {extra}"#
     );
-    let path = dir.join("rampart.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = rampart();
-    cmd.args(["run", "--config"]).arg(&path);
-    Proc::spawn(cmd, dir)
+    run_with_config(dir, &config)
 }
 
 async fn login(c: &reqwest::Client, base: &str, ip: &str, user: &str, password: &str) -> u16 {

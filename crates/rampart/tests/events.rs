@@ -60,14 +60,6 @@ async fn receiver() -> Receiver {
     Receiver { addr, got, task }
 }
 
-fn start(dir: &Path, config: &str) -> Proc {
-    let path = dir.join("rampart.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = rampart();
-    cmd.args(["run", "--config"]).arg(&path);
-    Proc::spawn(cmd, dir)
-}
-
 fn events_query(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
     let mut cmd = rampart();
     cmd.current_dir(dir)
@@ -173,7 +165,7 @@ notify = ["hook"]
         backend = app.addr,
         hook = hook.addr,
     );
-    let proc = start(dir.path(), &config);
+    let proc = run_with_config(dir.path(), &config);
     let c = http_client();
     let base = format!("http://127.0.0.1:{port}");
     wait_for(&c, &format!("{base}/health"), &proc, |_| true).await;
@@ -403,7 +395,7 @@ async fn sinks_down_or_slow_cost_traffic_nothing_drops_are_counted_and_delivery_
     // Baseline: the same traffic with a healthy local sink.
     let dir_ok = tempfile::tempdir().unwrap();
     let (port, console) = (free_port(), free_port());
-    let proc_ok = start(
+    let proc_ok = run_with_config(
         dir_ok.path(),
         &monitored_gateway(
             port,
@@ -463,7 +455,7 @@ max_attempts = 100000
     );
     let dir = tempfile::tempdir().unwrap();
     let (port, console) = (free_port(), free_port());
-    let proc = start(dir.path(), &monitored_gateway(port, console, app.addr, &sinks));
+    let proc = run_with_config(dir.path(), &monitored_gateway(port, console, app.addr, &sinks));
     let base = format!("http://127.0.0.1:{port}");
     wait_for(&c, &format!("{base}/health"), &proc, |_| true).await;
     attack_latencies(&c, &base, 200).await; // warm-up: these are events too

@@ -243,10 +243,7 @@ service Board {
 "#,
     )
     .unwrap();
-    std::fs::write(dir.path().join("rampart.toml"), config).unwrap();
-    let mut cmd = rampart();
-    cmd.args(["run", "--config"]).arg(dir.path().join("rampart.toml"));
-    let proc = Proc::spawn(cmd, dir.path());
+    let proc = run_with_config(dir.path(), &config);
     let url = format!("http://127.0.0.1:{port}");
     let mut c = None;
     for _ in 0..100 {
@@ -383,10 +380,7 @@ mode = "block"
 "#,
         backend = app.addr
     );
-    std::fs::write(dir.path().join("rampart.toml"), config).unwrap();
-    let mut cmd = rampart();
-    cmd.args(["run", "--config"]).arg(dir.path().join("rampart.toml"));
-    let proc = Proc::spawn(cmd, dir.path());
+    let proc = run_with_config(dir.path(), &config);
     let c = http_client();
     let base = format!("http://127.0.0.1:{port}");
     wait_for(&c, &format!("{base}/ready"), &proc, |_| true).await;

@@ -11,16 +11,7 @@ mod redis_support;
 
 use common::*;
 use redis_support::RedisServer;
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn start(dir: &Path, config: &str) -> Proc {
-    let path = dir.join("rampart.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = rampart();
-    cmd.args(["run", "--config"]).arg(&path);
-    Proc::spawn(cmd, dir)
-}
 
 fn gateway(port: u16, backend: std::net::SocketAddr, extra: &str) -> String {
     format!(
@@ -79,7 +70,9 @@ async fn latencies(c: &reqwest::Client, url: &str, n: usize) -> (Vec<u16>, Durat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_limit_and_survive_a_redis_outage() {
-    let Some(mut redis) = RedisServer::start() else { return };
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
     let app = backend("app").await;
     let limit = 1000;
     let state = |on_error: &str| {
@@ -101,8 +94,8 @@ algorithm = "window"
     };
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (port_a, port_b) = (free_port(), free_port());
-    let node_a = start(dir_a.path(), &gateway(port_a, app.addr, &state("closed")));
-    let node_b = start(dir_b.path(), &gateway(port_b, app.addr, &state("open")));
+    let node_a = run_with_config(dir_a.path(), &gateway(port_a, app.addr, &state("closed")));
+    let node_b = run_with_config(dir_b.path(), &gateway(port_b, app.addr, &state("open")));
     let c = http_client();
     let (url_a, url_b) = (
         format!("http://127.0.0.1:{port_a}/items"),
@@ -193,7 +186,7 @@ rate = "3/1m"
 algorithm = "window"
 count_status = [401]
 "#;
-    let proc = start(dir.path(), &gateway(port, app.addr, extra));
+    let proc = run_with_config(dir.path(), &gateway(port, app.addr, extra));
     let c = http_client();
     let base = format!("http://127.0.0.1:{port}");
     wait_for(&c, &format!("{base}/ready"), &proc, |_| true).await;
@@ -286,7 +279,9 @@ count_status = [401]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bans_are_shared_by_the_fleet_and_lifted_everywhere() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let app = backend("app").await;
     let token = "admin-test-token";
     let node = |port: u16, console: u16| {
@@ -329,8 +324,8 @@ ban_for = "10m"
     };
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (port_a, port_b, console_a, console_b) = (free_port(), free_port(), free_port(), free_port());
-    let node_a = start(dir_a.path(), &node(port_a, console_a));
-    let node_b = start(dir_b.path(), &node(port_b, console_b));
+    let node_a = run_with_config(dir_a.path(), &node(port_a, console_a));
+    let node_b = run_with_config(dir_b.path(), &node(port_b, console_b));
     let c = http_client();
     let (base_a, base_b) = (
         format!("http://127.0.0.1:{port_a}"),

@@ -82,10 +82,7 @@ type = "jsonl"
 flush_interval = "50ms"
 "#
     );
-    std::fs::write(dir.path().join("rampart.toml"), config).unwrap();
-    let mut cmd = rampart();
-    cmd.args(["run", "--config"]).arg(dir.path().join("rampart.toml"));
-    let proc = Proc::spawn(cmd, dir.path());
+    let proc = run_with_config(dir.path(), &config);
     let url = format!("ws://127.0.0.1:{port}/ws/room/42");
     let mut ws = None;
     for _ in 0..100 {

@@ -22,6 +22,15 @@ pub fn rampart() -> Command {
     c
 }
 
+/// Writes `config` to `dir`/rampart.toml and runs the gateway on it, in `dir`.
+pub fn run_with_config(dir: &Path, config: &str) -> Proc {
+    let path = dir.join("rampart.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = rampart();
+    cmd.args(["run", "--config"]).arg(&path);
+    Proc::spawn(cmd, dir)
+}
+
 pub fn output(mut cmd: Command) -> (Output, String, String) {
     let out = cmd.output().expect("rampart runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
