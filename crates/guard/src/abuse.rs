@@ -435,7 +435,7 @@ impl AbuseGuard {
                         continue;
                     };
                     let sent = matches!(p, PendingAbuse::OtpSend { .. });
-                    self.count_otp(store, o, [country, range], sent, status).await;
+                    self.count_otp(store, o, [country, range], sent, status);
                 }
             }
         }

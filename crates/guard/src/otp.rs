@@ -251,7 +251,7 @@ impl AbuseGuard {
         }
     }
 
-    pub(crate) async fn count_otp(&self, store: &Guarded, spec: &OtpSpec, levels: [&str; 2], sent: bool, status: u16) {
+    pub(crate) fn count_otp(&self, store: &Guarded, spec: &OtpSpec, levels: [&str; 2], sent: bool, status: u16) {
         if !(200..300).contains(&status) {
             return;
         }
