@@ -194,12 +194,10 @@ where
             }
         })
     };
-    let ws = guard
-        .rt
-        .policy
-        .routes
-        .find(&guard.host, &guard.path)
-        .map(|r| r.websocket);
+    // The route the upgrade request matched, looked up once for the connection's life (the runtime it
+    // belongs to is held by the guard).
+    let route = guard.rt.policy.routes.find(&guard.host, &guard.path);
+    let ws = route.map(|r| r.websocket);
     let max_message = ws.map_or(1 << 20, |w| w.max_message);
     // Message rate: a token bucket per connection (messages per second, burst at once).
     let (rate, burst) = ws.map_or((100.0, 200.0), |w| {
@@ -293,7 +291,7 @@ where
                 _ => std::mem::take(&mut message),
             };
             message.clear();
-            if inspect_message(&guard, &payload) {
+            if route.is_some_and(|r| inspect_message(&guard, r, &payload)) {
                 close(POLICY_VIOLATION, "blocked by policy").await;
                 break 'conn;
             }
@@ -313,10 +311,7 @@ where
 }
 
 /// Inspects one client message; true when the connection must be closed (an attack on a block route).
-fn inspect_message(g: &WsGuard, payload: &[u8]) -> bool {
-    let Some(route) = g.rt.policy.routes.find(&g.host, &g.path) else {
-        return false;
-    };
+fn inspect_message(g: &WsGuard, route: &rampart_policy::Route, payload: &[u8]) -> bool {
     let ctype = match payload.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | Some(b'[') => "application/json",
         _ => "text/plain",
