@@ -76,10 +76,6 @@ fn parse_hint(message: &str) -> Option<String> {
         Some("remove the key or fix its spelling; the config reference in README.md lists every key".into())
     } else if message.contains("missing field") {
         Some("add the required key to this table".into())
-    } else if message.contains("expected a borrowed string") {
-        // The toml crate cannot keep spans for a table that only a dotted header such as
-        // [routes.detection.graphql] creates.
-        Some("write the parent table's header (e.g. [routes.detection]) above this sub-table".into())
     } else if message.contains("invalid type") {
         Some("check the value's type: strings need quotes, lists need [ ]".into())
     } else {
@@ -576,8 +572,11 @@ impl Compiler<'_> {
         let max_size = body_file
             .and_then(|b| b.max_size.clone())
             .map(|s| self.size(&Some(s), u64::MAX));
-        let detection = rf.detection.as_ref().map(|d| d.get_ref().clone());
-        let detection_at = rf.detection.as_ref().map_or((0, 0), |d| self.r.position(d.span()));
+        let detection = rf.detection.clone();
+        let detection_at = match detection {
+            Some(_) => self.r.position(self.r.table_after(rf.upstream.span().end, "detection")),
+            None => (0, 0),
+        };
         Some(Route {
             name: name.into(),
             host,
@@ -713,6 +712,15 @@ body = { inspect_limit = "64KiB", oversize = "pass" }
         assert_eq!(route.mode, Mode::Monitor);
         assert_eq!(route.body.inspect_limit, 64 << 10);
         assert_eq!(route.body.oversize, Oversize::Pass);
+    }
+
+    #[test]
+    fn a_detection_sub_table_needs_no_parent_header() {
+        let src = format!("{GOOD}[routes.detection.grpc]\nprotos = []\n");
+        let p = compile(&src).unwrap();
+        let route = p.routes.find("x", "/api").unwrap();
+        assert!(route.detection.as_ref().unwrap().get("grpc").is_some());
+        assert_eq!(route.detection_at.0, GOOD.lines().count() + 1, "errors point at its header");
     }
 
     #[test]

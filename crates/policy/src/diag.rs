@@ -67,6 +67,31 @@ impl<'a> Reporter<'a> {
         line_col(self.source, span.start)
     }
 
+    /// Where a route's unspanned sub-table `key` starts: the first line after `from` (a byte offset
+    /// inside that route) that opens it as `[routes.key...]` or sets `key...` with a dotted key; `from`
+    /// itself when none does.
+    pub(crate) fn table_after(&self, from: usize, key: &str) -> Range<usize> {
+        let mut offset = from.min(self.source.len());
+        for line in self.source[offset..].split_inclusive('\n') {
+            let t = line.trim_start();
+            let lead = line.len() - t.len();
+            let opens = t
+                .strip_prefix("[routes.")
+                .or_else(|| t.strip_prefix("[ routes."))
+                .unwrap_or(t)
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with(['.', ']', ' ', '=']));
+            if opens {
+                return offset + lead..offset + line.len();
+            }
+            if t.starts_with("[[") && offset > from {
+                break; // the next array entry: this route has no such line
+            }
+            offset += line.len();
+        }
+        from..from
+    }
+
     pub(crate) fn error(
         &mut self,
         span: Option<Range<usize>>,
@@ -94,6 +119,17 @@ pub(crate) fn line_col(source: &str, offset: usize) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_sub_table_is_found_after_its_route() {
+        let src = "[[routes]]\nupstream = \"a\"\n\n[routes.detection.grpc]\nprotos = []\n";
+        let r = super::Reporter::new(std::path::Path::new("f"), src);
+        let from = src.find("\"a\"").unwrap();
+        assert_eq!(r.position(r.table_after(from, "detection")), (4, 1));
+        let src = "[[routes]]\nupstream = \"a\"\n[[routes]]\n[routes.detection]\n";
+        let r = super::Reporter::new(std::path::Path::new("f"), src);
+        assert_eq!(r.position(r.table_after(11, "detection")), (2, 1), "not another route's");
+    }
+
     #[test]
     fn line_and_column_are_one_based() {
         let src = "a = 1\nbb = 2\n";

@@ -148,8 +148,10 @@ pub struct RouteFile {
     pub body: Option<BodyFile>,
     /// Time for the whole upstream exchange up to the response head.
     pub timeout: Option<S<String>>,
-    /// Kept as raw TOML here: the detection engine owns its schema (see the detect crate).
-    pub detection: Option<S<toml::Value>>,
+    /// Kept as raw TOML here: the detection engine owns its schema (see the detect crate). Not spanned:
+    /// the toml crate has no span for a table that only a sub-table header such as
+    /// `[routes.detection.grpc]` creates, and would refuse that valid file.
+    pub detection: Option<toml::Value>,
     /// Requests in flight on this route (per node) past which new ones are answered 503.
     pub max_concurrent: Option<u32>,
     pub websocket: Option<WebSocketFile>,
