@@ -257,7 +257,8 @@ async fn pipeline(
     let policy = &rt.policy;
     let mut req = req;
     let upgrade = headers::is_upgrade(req.version(), req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let h2_websocket = crate::websocket::is_h2_websocket(&req);
+    let client_upgrade = (upgrade || h2_websocket).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
     // The raw-head verdict first: it is counted once per HTTP/1 request, in order.
@@ -284,6 +285,8 @@ async fn pipeline(
         return (resp, outcome);
     }
 
+    // RFC 8441: a WebSocket over HTTP/2 is inspected and forwarded as the HTTP/1.1 upgrade it stands for.
+    let h2_accept = h2_websocket.then(|| crate::websocket::h2_connect_to_h1_upgrade(&mut parts));
     let host = headers::request_host(&parts).to_string();
     let Some(route) = policy.routes.find(&host, parts.uri.path()) else {
         return (
@@ -545,7 +548,7 @@ async fn pipeline(
             outcome,
         );
     };
-    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade || h2_websocket);
     headers::set_forwarding(
         &mut parts.headers,
         &Forwarding {
@@ -561,6 +564,16 @@ async fn pipeline(
         if let Ok(v) = HeaderValue::from_str(parts.uri.authority().map_or(host.as_str(), |a| a.as_str())) {
             parts.headers.insert(header::HOST, v);
         }
+    }
+    if h2_websocket && pool.spec.protocol != rampart_policy::UpstreamProtocol::Http1 {
+        return (
+            error_response(
+                StatusCode::NOT_IMPLEMENTED,
+                "WebSocket over HTTP/2 is relayed to HTTP/1.1 upstreams only",
+                request_id,
+            ),
+            outcome,
+        );
     }
     // A WebSocket on an inspected route: its messages go through the detectors too.
     let ws_guard = (client_upgrade.is_some() && mode != Mode::Off).then(|| crate::websocket::WsGuard {
@@ -579,7 +592,11 @@ async fn pipeline(
         upstream_body,
         &mut outcome,
         request_id,
-        client_upgrade.map(|u| (u, ws_guard)),
+        client_upgrade.map(|on| ClientUpgrade {
+            on,
+            guard: ws_guard,
+            h2_accept,
+        }),
     )
     .await;
     (resp, outcome)
@@ -603,6 +620,14 @@ fn stream_body(prefix: Option<Bytes>, rest: Incoming, route: &Route) -> ProxyBod
     }
 }
 
+/// The client's side of a connection upgrade, waiting for the upstream's answer.
+struct ClientUpgrade {
+    on: hyper::upgrade::OnUpgrade,
+    guard: Option<crate::websocket::WsGuard>,
+    /// For a WebSocket opened over HTTP/2: the `Sec-WebSocket-Accept` the upstream must answer with.
+    h2_accept: Option<String>,
+}
+
 async fn forward(
     pool: &UpstreamPool,
     route: &Route,
@@ -610,7 +635,7 @@ async fn forward(
     body: ProxyBody,
     outcome: &mut Outcome,
     request_id: &str,
-    client_upgrade: Option<(hyper::upgrade::OnUpgrade, Option<crate::websocket::WsGuard>)>,
+    client_upgrade: Option<ClientUpgrade>,
 ) -> Response<RespBody> {
     let idempotent = matches!(
         parts.method,
@@ -662,7 +687,7 @@ async fn forward(
                 } else {
                     pool.record_success(idx);
                 }
-                return finish_response(resp, client_upgrade);
+                return finish_response(resp, client_upgrade, request_id);
             }
             Ok(Err(e)) => {
                 pool.record_failure(idx);
@@ -701,19 +726,36 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn finish_response(
     resp: Response<Incoming>,
-    client_upgrade: Option<(hyper::upgrade::OnUpgrade, Option<crate::websocket::WsGuard>)>,
+    client_upgrade: Option<ClientUpgrade>,
+    request_id: &str,
 ) -> Response<RespBody> {
     let (mut parts, body) = resp.into_parts();
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some((client_side, ws_guard)) = client_upgrade {
+        if let Some(up) = client_upgrade {
             let mut upstream_resp = Response::from_parts(parts.clone(), ());
             let upstream_side = hyper::upgrade::on(&mut upstream_resp);
             let websocket = parts
                 .headers
                 .get(header::UPGRADE)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-            let guard = ws_guard.filter(|_| websocket);
+            if let Some(expected) = &up.h2_accept {
+                // RFC 8441: the client is answered 200 on its stream, without the HTTP/1.1 handshake's
+                // headers; an upstream that did not complete the WebSocket handshake is not relayed.
+                let accept = parts.headers.remove("sec-websocket-accept");
+                if !websocket || accept.as_ref().is_none_or(|a| a.as_bytes() != expected.as_bytes()) {
+                    return error_response(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream did not accept the WebSocket handshake",
+                        request_id,
+                    );
+                }
+                parts.status = StatusCode::OK;
+                parts.headers.remove(header::UPGRADE);
+                parts.headers.remove(header::CONNECTION);
+            }
+            let guard = up.guard.filter(|_| websocket);
             let deflate = crate::websocket::deflate_params(&parts.headers);
+            let client_side = up.on;
             tokio::spawn(async move {
                 match tokio::try_join!(client_side, upstream_side) {
                     Ok((client, upstream)) => {

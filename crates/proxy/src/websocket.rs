@@ -4,6 +4,10 @@
 //! violation). Frames go on as they came (still masked, still compressed): the relay holds a message
 //! until it is complete and decided, never rewrites it.
 //!
+//! A WebSocket opened over HTTP/2 (RFC 8441, an extended CONNECT with `:protocol = websocket`) is
+//! carried to the upstream as an HTTP/1.1 upgrade (RFC 6455): the frames are the same on both sides, only
+//! the opening handshake differs, so the relay is the same.
+//!
 //! Per connection the relay keeps one message being assembled (bounded by `[routes.websocket]
 //! max_message`, 1009 past it), a token bucket for the message rate (1008 past it), the inflate window
 //! when the client keeps context, and a few buffers.
@@ -26,6 +30,50 @@ pub struct WsGuard {
     pub mode: Mode,
     pub client_ip: IpAddr,
     pub request_id: String,
+}
+
+/// Whether `req` opens a WebSocket over HTTP/2 (RFC 8441 section 4: CONNECT with `:protocol`).
+pub fn is_h2_websocket<B>(req: &http::Request<B>) -> bool {
+    req.version() == http::Version::HTTP_2
+        && req.method() == http::Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// Turns an RFC 8441 CONNECT into the HTTP/1.1 upgrade request an upstream expects (RFC 6455 section
+/// 4.1), keeping the client's subprotocols and extensions. Returns the `Sec-WebSocket-Accept` value the
+/// upstream must answer with.
+pub fn h2_connect_to_h1_upgrade(parts: &mut http::request::Parts) -> String {
+    use base64::Engine;
+    use http::header::{HeaderValue, CONNECTION, UPGRADE};
+    parts.method = http::Method::GET;
+    parts.version = http::Version::HTTP_11;
+    parts.extensions.remove::<hyper::ext::Protocol>();
+    let mut nonce = [0u8; 16];
+    // A random nonce (RFC 6455 4.1); should the OS source fail, a fixed one still opens the connection.
+    let _ = getrandom::fill(&mut nonce);
+    let key = base64::engine::general_purpose::STANDARD.encode(nonce);
+    let h = &mut parts.headers;
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(
+        "sec-websocket-key",
+        HeaderValue::from_str(&key).expect("base64 is a valid header value"),
+    );
+    h.entry("sec-websocket-version")
+        .or_insert(HeaderValue::from_static("13"));
+    accept_value(&key)
+}
+
+/// `Sec-WebSocket-Accept` for a key (RFC 6455 section 4.2.2).
+fn accept_value(key: &str) -> String {
+    use base64::Engine;
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
 }
 
 /// Close codes (RFC 6455 section 7.4.1).
@@ -386,6 +434,33 @@ mod tests {
         assert_eq!(header(&[0x89, 126, 0, 200]), Err(PROTOCOL_ERROR), "long ping");
         assert_eq!(header(&[0xA1, 0x00]), Err(PROTOCOL_ERROR), "RSV2");
         assert_eq!(close_frame(1008, "x"), vec![0x88, 3, 0x03, 0xF0, b'x']);
+    }
+
+    #[test]
+    fn an_extended_connect_becomes_an_http1_upgrade() {
+        // The example handshake of RFC 6455 section 1.3.
+        assert_eq!(accept_value("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        let mut req = http::Request::connect("https://chat.example/ws/room")
+            .version(http::Version::HTTP_2)
+            .header("sec-websocket-protocol", "graphql-transport-ws")
+            .body(())
+            .unwrap();
+        req.extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        assert!(is_h2_websocket(&req));
+        let (mut parts, ()) = req.into_parts();
+        let accept = h2_connect_to_h1_upgrade(&mut parts);
+        assert_eq!((parts.method.as_str(), parts.version), ("GET", http::Version::HTTP_11));
+        let key = parts.headers["sec-websocket-key"].to_str().unwrap();
+        assert_eq!(accept, accept_value(key));
+        assert_eq!(parts.headers["upgrade"], "websocket");
+        assert_eq!(parts.headers["sec-websocket-version"], "13");
+        assert_eq!(parts.headers["sec-websocket-protocol"], "graphql-transport-ws");
+        let plain = http::Request::connect("x:443")
+            .version(http::Version::HTTP_2)
+            .body(())
+            .unwrap();
+        assert!(!is_h2_websocket(&plain), "a plain CONNECT is not a WebSocket");
     }
 
     #[test]
