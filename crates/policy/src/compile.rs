@@ -602,6 +602,7 @@ impl Compiler<'_> {
                         .min(64 << 20) as usize,
                     messages_per_second: rate,
                     burst: ws.and_then(|w| w.burst).unwrap_or(rate.saturating_mul(2)).max(1),
+                    inspect_server: ws.and_then(|w| w.inspect_server).unwrap_or(false),
                 }
             },
         })
@@ -720,7 +721,11 @@ body = { inspect_limit = "64KiB", oversize = "pass" }
         let p = compile(&src).unwrap();
         let route = p.routes.find("x", "/api").unwrap();
         assert!(route.detection.as_ref().unwrap().get("grpc").is_some());
-        assert_eq!(route.detection_at.0, GOOD.lines().count() + 1, "errors point at its header");
+        assert_eq!(
+            route.detection_at.0,
+            GOOD.lines().count() + 1,
+            "errors point at its header"
+        );
     }
 
     #[test]

@@ -167,6 +167,8 @@ pub struct WebSocketFile {
     pub messages_per_second: Option<u32>,
     /// Messages at once above the rate (default twice the rate).
     pub burst: Option<u32>,
+    /// Inspect the server's messages to the client too (default false).
+    pub inspect_server: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

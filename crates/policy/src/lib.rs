@@ -187,6 +187,8 @@ pub struct WebSocketPolicy {
     /// Client messages per second per connection, with `burst` at once; past it 1008.
     pub messages_per_second: u32,
     pub burst: u32,
+    /// Whether the server's messages are inspected too (an attack closes the connection with 1008).
+    pub inspect_server: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -173,6 +173,7 @@ mod tests {
                 max_message: 1,
                 messages_per_second: 1,
                 burst: 1,
+                inspect_server: false,
             },
         }
     }

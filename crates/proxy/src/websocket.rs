@@ -139,9 +139,16 @@ fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     f
 }
 
-/// Whether the upgrade response negotiated permessage-deflate, and whether the client resets its
-/// compression context per message.
-pub fn deflate_params(resp_headers: &http::HeaderMap) -> Option<bool> {
+/// permessage-deflate as the upgrade answer negotiated it (RFC 7692 section 7.1): whether each side
+/// starts every message with a fresh compression context.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deflate {
+    pub client_reset: bool,
+    pub server_reset: bool,
+}
+
+/// The permessage-deflate parameters of an upgrade answer; None when it did not negotiate compression.
+pub fn deflate_params(resp_headers: &http::HeaderMap) -> Option<Deflate> {
     let ext = resp_headers
         .get_all("sec-websocket-extensions")
         .iter()
@@ -149,8 +156,10 @@ pub fn deflate_params(resp_headers: &http::HeaderMap) -> Option<bool> {
         .collect::<Vec<_>>()
         .join(",")
         .to_ascii_lowercase();
-    ext.contains("permessage-deflate")
-        .then(|| ext.contains("client_no_context_takeover"))
+    ext.contains("permessage-deflate").then(|| Deflate {
+        client_reset: ext.contains("client_no_context_takeover"),
+        server_reset: ext.contains("server_no_context_takeover"),
+    })
 }
 
 struct Inflater {
@@ -187,8 +196,70 @@ impl Inflater {
     }
 }
 
+/// One direction's message in the making (RFC 6455 section 5.4): its frames as received (forwarded
+/// unchanged once the message is decided), its payload unmasked, and the inflate context when
+/// permessage-deflate is on.
+struct Assembler {
+    held: Vec<u8>,
+    message: Vec<u8>,
+    /// A message is in progress, compressed or not.
+    compressed: Option<bool>,
+    inflater: Option<Inflater>,
+    max: usize,
+}
+
+impl Assembler {
+    /// `reset_each`: None without compression, else whether the sender resets its context per message.
+    fn new(reset_each: Option<bool>, max: usize) -> Self {
+        Assembler {
+            held: Vec::new(),
+            message: Vec::new(),
+            compressed: None,
+            inflater: reset_each.map(|reset_each| Inflater {
+                z: flate2::Decompress::new(false),
+                reset_each,
+            }),
+            max,
+        }
+    }
+
+    /// Whether a data frame with this header would take the message past the limit; asked before the
+    /// frame is read, so that a huge frame is never buffered.
+    fn too_big(&self, h: &Header) -> bool {
+        h.payload > self.max as u64 || self.message.len() as u64 + h.payload > self.max as u64
+    }
+
+    /// Adds one data frame (header `h`, whole `frame`); returns the message's payload, inflated, once
+    /// its last frame is in. Errors are close codes.
+    fn push(&mut self, h: &Header, frame: &[u8]) -> Result<Option<Vec<u8>>, u16> {
+        match (h.opcode, self.compressed) {
+            (1 | 2, None) => self.compressed = Some(h.rsv1),
+            (0, Some(_)) => {}
+            _ => return Err(PROTOCOL_ERROR),
+        }
+        self.held.extend_from_slice(frame);
+        let payload = &frame[h.head..];
+        match h.mask {
+            Some(m) => self
+                .message
+                .extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4])),
+            None => self.message.extend_from_slice(payload),
+        }
+        if !h.fin {
+            return Ok(None);
+        }
+        let compressed = self.compressed.take().expect("a message in progress");
+        let payload = match (compressed, self.inflater.as_mut()) {
+            (true, Some(z)) => z.inflate(&self.message, self.max).ok_or(TOO_BIG)?,
+            _ => std::mem::take(&mut self.message),
+        };
+        self.message.clear();
+        Ok(Some(payload))
+    }
+}
+
 /// Relays an upgraded connection. Without a guard (route mode off) bytes are copied as they come.
-pub async fn relay<C, U>(client: C, upstream: U, guard: Option<WsGuard>, deflate: Option<bool>)
+pub async fn relay<C, U>(client: C, upstream: U, guard: Option<WsGuard>, deflate: Option<Deflate>)
 where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -198,70 +269,29 @@ where
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         return;
     };
-    let (mut cr, cw) = tokio::io::split(client);
-    let (mut ur, mut uw) = tokio::io::split(upstream);
-    let cw = Arc::new(Mutex::new(cw));
-    // Server to client: whole frames, so that a close frame of ours never lands inside one of theirs.
-    let to_client = {
-        let cw = cw.clone();
-        tokio::spawn(async move {
-            let mut buf = BytesMut::with_capacity(16 * 1024);
-            loop {
-                while let Ok(Some(h)) = header(&buf) {
-                    let total = h.head as u64 + h.payload;
-                    if (buf.len() as u64) < total {
-                        break;
-                    }
-                    let frame = buf.split_to(total as usize);
-                    if cw.lock().await.write_all(&frame).await.is_err() {
-                        return;
-                    }
-                }
-                if header(&buf).is_err() {
-                    // Not WebSocket framing from the server: pass the rest through unparsed, a chunk
-                    // at a time so that a close of ours waits for one chunk at most.
-                    let mut chunk = vec![0u8; 16 * 1024];
-                    let mut pending = buf.split().to_vec();
-                    loop {
-                        if cw.lock().await.write_all(&pending).await.is_err() {
-                            return;
-                        }
-                        match ur.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => pending = chunk[..n].to_vec(),
-                        }
-                    }
-                }
-                match ur.read_buf(&mut buf).await {
-                    Ok(0) | Err(_) => {
-                        let _ = cw.lock().await.shutdown().await;
-                        return;
-                    }
-                    Ok(_) => {}
-                }
-            }
-        })
-    };
+    let guard = Arc::new(guard);
     // The route the upgrade request matched, looked up once for the connection's life (the runtime it
     // belongs to is held by the guard).
     let route = guard.rt.policy.routes.find(&guard.host, &guard.path);
     let ws = route.map(|r| r.websocket);
     let max_message = ws.map_or(1 << 20, |w| w.max_message);
+    let (mut cr, cw) = tokio::io::split(client);
+    let (ur, mut uw) = tokio::io::split(upstream);
+    let cw = Arc::new(Mutex::new(cw));
+    // Set when the server's direction closed the connection on a message of its own.
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_side = ws
+        .is_some_and(|w| w.inspect_server)
+        .then(|| Assembler::new(deflate.map(|d| d.server_reset), max_message));
+    let to_client = tokio::spawn(server_to_client(ur, cw.clone(), guard.clone(), server_side, stop_tx));
     // Message rate: a token bucket per connection (messages per second, burst at once).
     let (rate, burst) = ws.map_or((100.0, 200.0), |w| {
         (f64::from(w.messages_per_second), f64::from(w.burst))
     });
     let mut tokens = burst;
     let mut refilled = std::time::Instant::now();
-    let mut inflater = deflate.map(|reset_each| Inflater {
-        z: flate2::Decompress::new(false),
-        reset_each,
-    });
+    let mut client_side = Assembler::new(deflate.map(|d| d.client_reset), max_message);
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    // The message being assembled: its frames as received, its payload unmasked, compressed or not.
-    let mut held: Vec<u8> = Vec::new();
-    let mut message: Vec<u8> = Vec::new();
-    let mut in_message: Option<(u8, bool)> = None;
     // Closing: take the writer first (a server frame being written finishes), then stop the server's
     // direction, so our close frame never lands inside one of its frames.
     let stop_to_client = to_client.abort_handle();
@@ -275,6 +305,7 @@ where
             let _ = w.shutdown().await;
         }
     };
+    let mut server_done = false;
     'conn: loop {
         loop {
             let h = match header(&buf) {
@@ -285,12 +316,12 @@ where
                     break 'conn;
                 }
             };
-            let Some(mask) = h.mask else {
+            if h.mask.is_none() {
                 // A client must mask every frame (RFC 6455 5.1).
                 close(PROTOCOL_ERROR, "unmasked client frame").await;
                 break 'conn;
-            };
-            if h.payload > max_message as u64 || message.len() as u64 + h.payload > max_message as u64 {
+            }
+            if h.opcode < 8 && client_side.too_big(&h) {
                 close(TOO_BIG, "message too big").await;
                 break 'conn;
             }
@@ -306,20 +337,22 @@ where
                 }
                 continue;
             }
-            match (h.opcode, in_message) {
-                (1 | 2, None) => in_message = Some((h.opcode, h.rsv1)),
-                (0, Some(_)) => {}
-                _ => {
-                    close(PROTOCOL_ERROR, "bad fragmentation").await;
+            let payload = match client_side.push(&h, &frame) {
+                Ok(None) => continue,
+                Ok(Some(p)) => p,
+                Err(code) => {
+                    close(
+                        code,
+                        if code == TOO_BIG {
+                            "message too big"
+                        } else {
+                            "bad fragmentation"
+                        },
+                    )
+                    .await;
                     break 'conn;
                 }
-            }
-            held.extend_from_slice(&frame);
-            message.extend(frame[h.head..].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-            if !h.fin {
-                continue;
-            }
-            let (_, compressed) = in_message.take().expect("a message in progress");
+            };
             let now = std::time::Instant::now();
             tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(burst);
             refilled = now;
@@ -328,29 +361,26 @@ where
                 break 'conn;
             }
             tokens -= 1.0;
-            let payload = match (compressed, inflater.as_mut()) {
-                (true, Some(z)) => match z.inflate(&message, max_message) {
-                    Some(p) => p,
-                    None => {
-                        close(TOO_BIG, "message too big").await;
-                        break 'conn;
-                    }
-                },
-                _ => std::mem::take(&mut message),
-            };
-            message.clear();
-            if route.is_some_and(|r| inspect_message(&guard, r, &payload)) {
+            if route.is_some_and(|r| inspect_message(&guard, r, Direction::FromClient, &payload)) {
                 close(POLICY_VIOLATION, "blocked by policy").await;
                 break 'conn;
             }
-            if uw.write_all(&held).await.is_err() {
+            if uw.write_all(&client_side.held).await.is_err() {
                 break 'conn;
             }
-            held.clear();
+            client_side.held.clear();
         }
-        match cr.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        tokio::select! {
+            r = cr.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+            stopped = &mut stop_rx, if !server_done => match stopped {
+                // The server's direction closed the connection: nothing more goes upstream.
+                Ok(()) => break,
+                // It ended on its own: the client may still answer the close.
+                Err(_) => server_done = true,
+            },
         }
     }
     let _ = uw.shutdown().await;
@@ -358,8 +388,108 @@ where
     let _ = to_client.await;
 }
 
-/// Inspects one client message; true when the connection must be closed (an attack on a block route).
-fn inspect_message(g: &WsGuard, route: &rampart_policy::Route, payload: &[u8]) -> bool {
+/// The server's direction: whole frames, so that a close frame of ours never lands inside one of
+/// theirs; with `inspect` (the route's `inspect_server`), each message is held until it is complete and
+/// inspected, and an attack closes the connection (1008) and tells the client's direction through `stop`.
+async fn server_to_client<R, W>(
+    mut ur: R,
+    cw: Arc<Mutex<W>>,
+    guard: Arc<WsGuard>,
+    mut inspect: Option<Assembler>,
+    stop: tokio::sync::oneshot::Sender<()>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // Looked up once for this direction's life, like the client's (the guard holds the runtime).
+    let route = guard.rt.policy.routes.find(&guard.host, &guard.path);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let close = |code: u16, reason: &'static str| {
+        let cw = cw.clone();
+        async move {
+            let mut w = cw.lock().await;
+            let _ = w.write_all(&close_frame(code, reason)).await;
+            let _ = w.shutdown().await;
+        }
+    };
+    loop {
+        while let Ok(Some(h)) = header(&buf) {
+            if let Some(a) = inspect.as_mut() {
+                if h.opcode < 8 && a.too_big(&h) {
+                    close(TOO_BIG, "server message too big").await;
+                    let _ = stop.send(());
+                    return;
+                }
+            }
+            let total = h.head as u64 + h.payload;
+            if (buf.len() as u64) < total {
+                break;
+            }
+            let frame = buf.split_to(total as usize);
+            let out: &[u8] = match inspect.as_mut() {
+                Some(a) if h.opcode < 8 => match a.push(&h, &frame) {
+                    Ok(None) => continue,
+                    Ok(Some(payload)) => {
+                        if route.is_some_and(|r| inspect_message(&guard, r, Direction::FromServer, &payload)) {
+                            close(POLICY_VIOLATION, "blocked by policy").await;
+                            let _ = stop.send(());
+                            return;
+                        }
+                        &a.held
+                    }
+                    Err(code) => {
+                        close(code, "server protocol error").await;
+                        let _ = stop.send(());
+                        return;
+                    }
+                },
+                _ => &frame,
+            };
+            if cw.lock().await.write_all(out).await.is_err() {
+                return;
+            }
+            if let Some(a) = inspect.as_mut() {
+                a.held.clear();
+            }
+        }
+        if header(&buf).is_err() {
+            if inspect.is_some() {
+                close(PROTOCOL_ERROR, "server protocol error").await;
+                let _ = stop.send(());
+                return;
+            }
+            // Not WebSocket framing from the server: pass the rest through unparsed, a chunk at a time so
+            // that a close of ours waits for one chunk at most.
+            let mut chunk = vec![0u8; 16 * 1024];
+            let mut pending = buf.split().to_vec();
+            loop {
+                if cw.lock().await.write_all(&pending).await.is_err() {
+                    return;
+                }
+                match ur.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => pending = chunk[..n].to_vec(),
+                }
+            }
+        }
+        match ur.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let _ = cw.lock().await.shutdown().await;
+                return;
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Direction {
+    FromClient,
+    FromServer,
+}
+
+/// Inspects one message; true when the connection must be closed (an attack on a block route).
+fn inspect_message(g: &WsGuard, route: &rampart_policy::Route, direction: Direction, payload: &[u8]) -> bool {
     let ctype = match payload.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | Some(b'[') => "application/json",
         _ => "text/plain",
@@ -393,10 +523,14 @@ fn inspect_message(g: &WsGuard, route: &rampart_policy::Route, payload: &[u8]) -
         e.path.clone_from(&g.path);
         e.route = route.name.to_string();
         e.score = inspection.score;
+        let from = match direction {
+            Direction::FromClient => "websocket message",
+            Direction::FromServer => "websocket server message",
+        };
         e.reason = Some(if block {
-            "websocket message: connection closed with 1008".into()
+            format!("{from}: connection closed with 1008")
         } else {
-            "websocket message (monitor)".into()
+            format!("{from} (monitor)")
         });
         e.findings = inspection
             .findings
@@ -405,7 +539,10 @@ fn inspect_message(g: &WsGuard, route: &rampart_policy::Route, payload: &[u8]) -
                 class: f.class.clone(),
                 rule_id: f.rule_id.clone(),
                 score: f.score,
-                point: format!("ws.{}", f.point),
+                point: match direction {
+                    Direction::FromClient => format!("ws.{}", f.point),
+                    Direction::FromServer => format!("ws.server.{}", f.point),
+                },
                 evidence: f.evidence.clone(),
                 decode_chain: f.decode_chain.iter().map(|d| d.to_string()).collect(),
             })
@@ -471,7 +608,13 @@ mod tests {
             "sec-websocket-extensions",
             "permessage-deflate; client_no_context_takeover".parse().unwrap(),
         );
-        assert_eq!(deflate_params(&h), Some(true));
+        assert_eq!(
+            deflate_params(&h),
+            Some(Deflate {
+                client_reset: true,
+                server_reset: false
+            })
+        );
     }
 
     #[test]

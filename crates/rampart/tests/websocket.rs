@@ -492,3 +492,117 @@ mode = "block"
     compressed_chat(&mut stream, &seen, "h2").await;
     drop(proc);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_messages_are_inspected_when_the_route_asks() {
+    async fn next<S: futures_util::Stream + Unpin>(ws: &mut S) -> Option<S::Item> {
+        tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap()
+    }
+    // A chat server that replays stored messages: the stored one is a script someone posted earlier.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(Message::Text(t))) = ws.next().await {
+                    let reply = match t.as_str() {
+                        "latest" => r#"{"from":"Zoë","text":"it's fine -- I'll select the blue one"}"#,
+                        _ => r#"{"from":"x","text":"<img src=x onerror=alert(document.cookie)>"}"#,
+                    };
+                    if ws.send(Message::Text(reply.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        r#"data_dir = "./data"
+
+[log]
+access = false
+
+[[listeners]]
+addr = "127.0.0.1:{port}"
+
+[upstreams.chat]
+targets = ["http://{backend}"]
+
+[[routes]]
+name = "inspected"
+path = "/inspected"
+upstream = "chat"
+mode = "block"
+[routes.websocket]
+inspect_server = true
+
+[[routes]]
+name = "default"
+path = "/"
+upstream = "chat"
+mode = "block"
+
+[[events.sinks]]
+name = "file"
+type = "jsonl"
+flush_interval = "50ms"
+"#
+    );
+    let proc = run_with_config(dir.path(), &config);
+    let connect = |path: &'static str| {
+        let url = format!("ws://127.0.0.1:{port}{path}");
+        async move {
+            for _ in 0..100 {
+                if let Ok((c, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
+                    return Some(c);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            None
+        }
+    };
+    // Not asked: the server's messages are the server's business.
+    let mut plain = connect("/")
+        .await
+        .unwrap_or_else(|| panic!("no gateway: {}", proc.dump()));
+    plain.send(Message::Text("history".into())).await.unwrap();
+    assert!(matches!(next(&mut plain).await, Some(Ok(Message::Text(t))) if t.contains("onerror")));
+
+    // Asked: a benign message passes, the stored script closes the connection with 1008.
+    let mut ws = connect("/inspected").await.unwrap();
+    ws.send(Message::Text("latest".into())).await.unwrap();
+    assert!(matches!(next(&mut ws).await, Some(Ok(Message::Text(t))) if t.contains("Zoë")));
+    ws.send(Message::Text("history".into())).await.unwrap();
+    match next(&mut ws).await {
+        Some(Ok(Message::Close(c))) => assert_eq!(c.map(|c| c.code), Some(CloseCode::Policy)),
+        other => panic!("expected a close, got {other:?}"),
+    }
+    let mut events = String::new();
+    for _ in 0..40 {
+        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
+        if events.contains("server message") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line = events
+        .lines()
+        .find(|l| l.contains("server message"))
+        .unwrap_or_else(|| panic!("no event: {events}"));
+    let e: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(e["route"], "inspected");
+    assert!(
+        e["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["class"] == "xss" && f["point"].as_str().unwrap().starts_with("ws.server.")),
+        "{e}"
+    );
+    drop(proc);
+}
