@@ -605,6 +605,7 @@ impl Compiler<'_> {
                     inspect_server: ws.and_then(|w| w.inspect_server).unwrap_or(false),
                 }
             },
+            grpc_max_stream_messages: rf.grpc.as_ref().and_then(|g| g.max_stream_messages).unwrap_or(10_000),
         })
     }
 

@@ -127,7 +127,11 @@ mod tests {
         assert_eq!(r.position(r.table_after(from, "detection")), (4, 1));
         let src = "[[routes]]\nupstream = \"a\"\n[[routes]]\n[routes.detection]\n";
         let r = super::Reporter::new(std::path::Path::new("f"), src);
-        assert_eq!(r.position(r.table_after(11, "detection")), (2, 1), "not another route's");
+        assert_eq!(
+            r.position(r.table_after(11, "detection")),
+            (2, 1),
+            "not another route's"
+        );
     }
 
     #[test]

@@ -155,6 +155,15 @@ pub struct RouteFile {
     /// Requests in flight on this route (per node) past which new ones are answered 503.
     pub max_concurrent: Option<u32>,
     pub websocket: Option<WebSocketFile>,
+    pub grpc: Option<GrpcFile>,
+}
+
+/// gRPC calls on a route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcFile {
+    /// Messages per request stream (default 10,000; 0 for no limit).
+    pub max_stream_messages: Option<u64>,
 }
 
 /// WebSocket connections on a route.

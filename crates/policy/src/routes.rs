@@ -114,6 +114,9 @@ pub struct Route {
     /// Requests in flight on this route (per node) past which new ones are answered 503.
     pub max_concurrent: Option<u32>,
     pub websocket: crate::WebSocketPolicy,
+    /// Messages per gRPC request stream, past which the call is refused (RESOURCE_EXHAUSTED on a block
+    /// route); 0 for no limit.
+    pub grpc_max_stream_messages: u64,
 }
 
 #[derive(Debug, Default)]
@@ -133,6 +136,18 @@ impl RouteTable {
         self.routes
             .iter()
             .find(|r| r.host.matches(host) && r.path.matches(path))
+    }
+
+    /// Like [`RouteTable::find`], as an index for [`RouteTable::get`]: for what outlives a borrow of the
+    /// table, such as a streaming body that holds its runtime.
+    pub fn find_index(&self, host: &str, path: &str) -> Option<usize> {
+        self.routes
+            .iter()
+            .position(|r| r.host.matches(host) && r.path.matches(path))
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Route> {
+        self.routes.get(index)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
@@ -175,6 +190,7 @@ mod tests {
                 burst: 1,
                 inspect_server: false,
             },
+            grpc_max_stream_messages: 0,
         }
     }
 

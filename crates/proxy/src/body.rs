@@ -29,6 +29,8 @@ pub enum ProxyBody {
         rest: Incoming,
         sent: u64,
         max: Option<u64>,
+        /// A streaming gRPC call: each later message is held until complete and inspected.
+        grpc: Option<Box<crate::grpc_stream::StreamGuard>>,
     },
 }
 
@@ -80,26 +82,54 @@ impl Body for ProxyBody {
                 rest,
                 sent,
                 max,
+                grpc,
             } => {
                 if let Some(p) = prefix.take() {
                     *sent += p.len() as u64;
                     return Poll::Ready(Some(Ok(Frame::data(p))));
                 }
-                match Pin::new(rest).poll_frame(cx) {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let Some(d) = frame.data_ref() {
-                            *sent += d.len() as u64;
-                            if let Some(m) = *max {
-                                if *sent > m {
-                                    return Poll::Ready(Some(Err(Box::new(BodyTooLarge(m)))));
-                                }
+                loop {
+                    let frame = match Pin::new(&mut *rest).poll_frame(cx) {
+                        Poll::Ready(Some(Ok(frame))) => frame,
+                        Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
+                        Poll::Ready(None) => {
+                            let Some(g) = grpc.as_mut() else {
+                                return Poll::Ready(None);
+                            };
+                            if let Some(left) = g.finish() {
+                                return Poll::Ready(Some(Ok(Frame::data(left))));
+                            }
+                            return Poll::Ready(g.trailers.take().map(|t| Ok(Frame::trailers(t))));
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    if let Some(d) = frame.data_ref() {
+                        *sent += d.len() as u64;
+                        if let Some(m) = *max {
+                            if *sent > m {
+                                return Poll::Ready(Some(Err(Box::new(BodyTooLarge(m)))));
                             }
                         }
-                        Poll::Ready(Some(Ok(frame)))
                     }
-                    Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-                    Poll::Ready(None) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
+                    let Some(g) = grpc.as_mut() else {
+                        return Poll::Ready(Some(Ok(frame)));
+                    };
+                    match frame.into_data() {
+                        Ok(d) => match g.feed(d) {
+                            // Only part of a message so far: read on.
+                            Ok(out) if out.is_empty() => continue,
+                            Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                            Err(denied) => return Poll::Ready(Some(Err(Box::new(denied)))),
+                        },
+                        Err(trailers) => {
+                            // Whatever the client left unfinished goes before its trailers.
+                            if let Some(left) = g.finish() {
+                                g.trailers = trailers.into_trailers().ok();
+                                return Poll::Ready(Some(Ok(Frame::data(left))));
+                            }
+                            return Poll::Ready(Some(Ok(trailers)));
+                        }
+                    }
                 }
             }
         }
@@ -109,7 +139,9 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Empty => true,
             ProxyBody::Buffered { data, trailers } => data.is_none() && trailers.is_none(),
-            ProxyBody::Stream { prefix, rest, .. } => prefix.is_none() && rest.is_end_stream(),
+            ProxyBody::Stream { prefix, rest, grpc, .. } => {
+                prefix.is_none() && rest.is_end_stream() && grpc.as_ref().is_none_or(|g| g.is_drained())
+            }
         }
     }
 
@@ -147,6 +179,14 @@ pub enum RespBody {
     Upstream(Incoming),
     /// The upstream's stream, its start searched for a marker on the way through.
     Watched(Incoming, Box<MarkerWatch>),
+    /// The upstream's answer to a streaming gRPC call whose later messages are inspected: once the
+    /// gateway refuses the call mid-stream, the answer ends with the refusal's trailers (`done` once they
+    /// are sent).
+    GrpcGuarded {
+        body: Incoming,
+        denial: std::sync::Arc<crate::grpc_stream::Denial>,
+        done: bool,
+    },
     Full(Option<Bytes>),
 }
 
@@ -237,6 +277,22 @@ impl Body for RespBody {
                 }
                 polled
             }
+            RespBody::GrpcGuarded { body, denial, done } => {
+                if *done {
+                    return Poll::Ready(None);
+                }
+                if !denial.is_denied() {
+                    denial.register(cx);
+                    match Pin::new(body).poll_frame(cx) {
+                        // The upstream's own end, or its reset after ours, when the call was refused.
+                        Poll::Ready(Some(Err(_))) | Poll::Ready(None) if denial.is_denied() => {}
+                        Poll::Ready(Some(Ok(f))) if f.is_trailers() && denial.is_denied() => {}
+                        polled => return polled,
+                    }
+                }
+                *done = true;
+                Poll::Ready(Some(Ok(Frame::trailers(denial.trailers()))))
+            }
             RespBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
@@ -244,6 +300,7 @@ impl Body for RespBody {
     fn is_end_stream(&self) -> bool {
         match self {
             RespBody::Upstream(b) | RespBody::Watched(b, _) => b.is_end_stream(),
+            RespBody::GrpcGuarded { done, .. } => *done,
             RespBody::Full(b) => b.is_none(),
         }
     }
@@ -251,6 +308,7 @@ impl Body for RespBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RespBody::Upstream(b) | RespBody::Watched(b, _) => b.size_hint(),
+            RespBody::GrpcGuarded { .. } => SizeHint::new(),
             RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }

@@ -412,6 +412,7 @@ async fn pipeline(
     }
 
     // Body: hold up to the inspection limit, then decide.
+    let mut grpc_denial = None;
     let has_body = declared_len.map_or(!body_is_empty(&body), |n| n > 0);
     let (upstream_body, inspected, truncated) = if !has_body {
         // Empty, not an empty stream: it can be replayed, so a GET may be retried on another target.
@@ -428,15 +429,32 @@ async fn pipeline(
         };
         match collect_prefix(body, limit, declared_len, is_grpc(&parts.headers)).await {
             Ok(Collected::Complete { data, trailers }) => (ProxyBody::buffered(data.clone(), trailers), data, false),
-            Ok(Collected::Streaming { prefix, rest }) => {
-                // A streaming call: its first message is inspected, the rest flows as it comes.
-                outcome.body_uninspected = true;
-                shared
-                    .metrics
-                    .uninspected_bodies
-                    .get_or_create(&Label("route", route.name.clone()))
-                    .inc();
+            Ok(Collected::Streaming { prefix, rest }) if mode == Mode::Off => {
                 (stream_body(Some(prefix.clone()), rest, route), prefix, true)
+            }
+            Ok(Collected::Streaming { prefix, rest }) => {
+                // A streaming call: its complete first message(s) are inspected here, each later one by
+                // the guard in its body, before it goes on.
+                let denial = crate::grpc_stream::Denial::new(request_id);
+                let start = crate::grpc_stream::StreamStart {
+                    rt: rt.clone(),
+                    shared: shared.clone(),
+                    parts: &parts,
+                    host: &host,
+                    client_ip,
+                    mode,
+                    denial: denial.clone(),
+                };
+                let (complete, guard) = crate::grpc_stream::StreamGuard::start(start, prefix);
+                grpc_denial = Some(denial);
+                let body = ProxyBody::Stream {
+                    prefix: Some(complete.clone()),
+                    rest,
+                    sent: 0,
+                    max: route.body.max_size,
+                    grpc: Some(guard),
+                };
+                (body, complete, false)
             }
             Ok(Collected::Overflow { prefix, rest }) => {
                 if mode == Mode::Block && route.body.oversize == Oversize::Block {
@@ -599,6 +617,22 @@ async fn pipeline(
         }),
     )
     .await;
+    let Some(denial) = grpc_denial else {
+        return (resp, outcome);
+    };
+    if denial.is_denied() && outcome.action == "upstream_error" {
+        // Refused mid-stream before the service answered: the reset upstream is our doing.
+        outcome.action = denial.refusal_action();
+        return (resp, outcome);
+    }
+    let resp = resp.map(|b| match b {
+        RespBody::Upstream(body) => RespBody::GrpcGuarded {
+            body,
+            denial,
+            done: false,
+        },
+        other => other,
+    });
     (resp, outcome)
 }
 
@@ -617,6 +651,7 @@ fn stream_body(prefix: Option<Bytes>, rest: Incoming, route: &Route) -> ProxyBod
         rest,
         sent: 0,
         max: route.body.max_size,
+        grpc: None,
     }
 }
 

@@ -37,6 +37,52 @@ pub struct FindingSummary {
     pub evidence: String,
 }
 
+/// An inspected message of a connection or stream that outlived its request (a WebSocket message, a
+/// later gRPC stream message): what its event says.
+pub struct MessageEvent<'a> {
+    pub request_id: &'a str,
+    pub client_ip: IpAddr,
+    pub method: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub route: &'a str,
+    pub inspection: &'a Inspection,
+    pub block: bool,
+    pub reason: String,
+    /// Put before each finding's point ("ws." for WebSocket messages).
+    pub point_prefix: &'a str,
+}
+
+pub fn message_event(m: MessageEvent<'_>) -> rampart_events::Event {
+    use rampart_events::{Action, Event, EventKind, Finding};
+    let mut e = Event::new(
+        EventKind::Request,
+        if m.block { Action::Block } else { Action::Monitor },
+    );
+    e.request_id = m.request_id.to_string();
+    e.client_ip = m.client_ip.to_string();
+    e.method = m.method.to_string();
+    e.host = m.host.to_string();
+    e.path = m.path.to_string();
+    e.route = m.route.to_string();
+    e.score = m.inspection.score;
+    e.reason = Some(m.reason);
+    e.findings = m
+        .inspection
+        .findings
+        .iter()
+        .map(|f| Finding {
+            class: f.class.clone(),
+            rule_id: f.rule_id.clone(),
+            score: f.score,
+            point: format!("{}{}", m.point_prefix, f.point),
+            evidence: f.evidence.clone(),
+            decode_chain: f.decode_chain.iter().map(|d| d.to_string()).collect(),
+        })
+        .collect();
+    e
+}
+
 pub trait Inspector: Send + Sync {
     fn inspect(&self, ctx: &RequestContext<'_>) -> Inspection;
 }

@@ -9,6 +9,8 @@
 //! - [`handler`]: the request stage, from framing checks to the upstream response;
 //! - [`headers`]: smuggling checks, hop-by-hop removal, forwarding headers, client IP;
 //! - [`body`]: streaming bodies with a bounded inspected prefix;
+//! - [`websocket`]: the WebSocket relay (frames parsed, messages inspected), RFC 8441 over HTTP/2;
+//! - [`grpc_stream`]: inspection of a streaming gRPC call's later messages;
 //! - [`upstream`]: pools, balancing, health checks, passive ejection;
 //! - [`overrides`]: temporary route changes made by triggers (mode, sensitivity);
 //! - [`runtime`]: the policy + pools + inspector snapshot that reloads swap atomically;
@@ -22,6 +24,7 @@
 pub mod access_log;
 pub mod body;
 pub mod framing;
+pub mod grpc_stream;
 pub mod handler;
 pub mod headers;
 pub mod inspect;

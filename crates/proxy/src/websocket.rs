@@ -514,40 +514,26 @@ fn inspect_message(g: &WsGuard, route: &rampart_policy::Route, direction: Direct
     }
     let block = g.mode == Mode::Block;
     if let Some(bus) = g.shared.events() {
-        use rampart_events::{Action, Event, EventKind, Finding};
-        let mut e = Event::new(EventKind::Request, if block { Action::Block } else { Action::Monitor });
-        e.request_id.clone_from(&g.request_id);
-        e.client_ip = g.client_ip.to_string();
-        e.method = "WEBSOCKET".into();
-        e.host.clone_from(&g.host);
-        e.path.clone_from(&g.path);
-        e.route = route.name.to_string();
-        e.score = inspection.score;
-        let from = match direction {
-            Direction::FromClient => "websocket message",
-            Direction::FromServer => "websocket server message",
+        let (from, point_prefix) = match direction {
+            Direction::FromClient => ("websocket message", "ws."),
+            Direction::FromServer => ("websocket server message", "ws.server."),
         };
-        e.reason = Some(if block {
-            format!("{from}: connection closed with 1008")
-        } else {
-            format!("{from} (monitor)")
-        });
-        e.findings = inspection
-            .findings
-            .iter()
-            .map(|f| Finding {
-                class: f.class.clone(),
-                rule_id: f.rule_id.clone(),
-                score: f.score,
-                point: match direction {
-                    Direction::FromClient => format!("ws.{}", f.point),
-                    Direction::FromServer => format!("ws.server.{}", f.point),
-                },
-                evidence: f.evidence.clone(),
-                decode_chain: f.decode_chain.iter().map(|d| d.to_string()).collect(),
-            })
-            .collect();
-        bus.emit(e);
+        bus.emit(crate::inspect::message_event(crate::inspect::MessageEvent {
+            request_id: &g.request_id,
+            client_ip: g.client_ip,
+            method: "WEBSOCKET",
+            host: &g.host,
+            path: &g.path,
+            route: &route.name,
+            inspection: &inspection,
+            block,
+            reason: if block {
+                format!("{from}: connection closed with 1008")
+            } else {
+                format!("{from} (monitor)")
+            },
+            point_prefix,
+        }));
     }
     block
 }

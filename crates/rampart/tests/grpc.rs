@@ -5,6 +5,10 @@
 //! bidirectional stream, whose client waits for each answer before it sends the next message, does not
 //! stall behind the inspection.
 //!
+//! The later messages of a stream are inspected too: an attack in the third message of a chat ends the
+//! call PERMISSION_DENIED before the service sees it, and a stream past `max_stream_messages` ends
+//! RESOURCE_EXHAUSTED.
+//!
 //! gRPC-Web (binary and base64 text) over HTTP/1.1 is inspected and refused the same way.
 //!
 //! The service is written without code generation (no protoc): prost messages by derive and tonic's
@@ -53,6 +57,8 @@ type BoxFut<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 #[derive(Clone)]
 struct Board {
     calls: Arc<AtomicUsize>,
+    /// The texts Chat received.
+    chat: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl tonic::server::NamedService for Board {
@@ -94,7 +100,7 @@ impl tonic::server::ServerStreamingService<Note> for Replay {
     }
 }
 
-struct Chat(Arc<AtomicUsize>);
+struct Chat(Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>);
 impl tonic::server::StreamingService<Note> for Chat {
     type Response = Ack;
     type ResponseStream = BoxStream<Ack>;
@@ -102,10 +108,12 @@ impl tonic::server::StreamingService<Note> for Chat {
     fn call(&mut self, req: tonic::Request<tonic::Streaming<Note>>) -> Self::Future {
         self.0.fetch_add(1, Ordering::SeqCst);
         let mut incoming = req.into_inner();
+        let seen = self.1.clone();
         Box::pin(async move {
             let s = async_stream_of(move |tx| async move {
                 while let Some(Ok(n)) = incoming.next().await {
                     let text = n.body.map(|b| b.text).unwrap_or_default();
+                    seen.lock().unwrap().push(text.clone());
                     if tx.send(Ok(Ack { echo: text })).await.is_err() {
                         return;
                     }
@@ -141,13 +149,13 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let calls = self.calls.clone();
+        let (calls, chat) = (self.calls.clone(), self.chat.clone());
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(ProstCodec::<Ack, Note>::default());
             Ok(match req.uri().path() {
                 "/notes.Board/Post" => grpc.unary(Post(calls), req).await,
                 "/notes.Board/Replay" => grpc.server_streaming(Replay(calls), req).await,
-                "/notes.Board/Chat" => grpc.streaming(Chat(calls), req).await,
+                "/notes.Board/Chat" => grpc.streaming(Chat(calls, chat), req).await,
                 _ => tonic::Status::unimplemented("no such method").into_http(),
             })
         })
@@ -189,7 +197,10 @@ async fn grpc_calls_pass_and_attacks_in_fields_are_denied_the_grpc_way() {
     let calls = Arc::new(AtomicUsize::new(0));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let backend = listener.local_addr().unwrap();
-    let board = Board { calls: calls.clone() };
+    let board = Board {
+        calls: calls.clone(),
+        chat: Arc::default(),
+    };
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(board)
@@ -423,5 +434,142 @@ mode = "block"
     );
     let text = base64::engine::general_purpose::STANDARD.encode(&attack).into_bytes();
     assert_eq!(call("application/grpc-web-text", text).await, (200, Some("7".into())));
+    drop(proc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_messages_of_a_stream_are_inspected_and_counted() {
+    let board = Board {
+        calls: Arc::default(),
+        chat: Arc::default(),
+    };
+    let seen = board.chat.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(board)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::create_dir_all(dir.path().join("protos")).unwrap();
+    std::fs::write(
+        dir.path().join("protos/board.proto"),
+        "syntax = \"proto3\";\npackage notes;\nmessage Body { string text = 1; int32 stars = 2; }\n\
+         message Note { string author = 1; Body body = 2; }\nmessage Ack { string echo = 1; }\n\
+         service Board { rpc Chat(stream Note) returns (stream Ack); }\n",
+    )
+    .unwrap();
+    let config = format!(
+        r#"data_dir = "./data"
+
+[log]
+access = false
+
+[[listeners]]
+addr = "127.0.0.1:{port}"
+
+[upstreams.board]
+targets = ["http://{backend}"]
+protocol = "http2"
+
+[[routes]]
+name = "grpc"
+path = "/notes.Board/"
+upstream = "board"
+mode = "block"
+[routes.grpc]
+max_stream_messages = 4
+[routes.detection.grpc]
+protos = ["protos/board.proto"]
+
+[[events.sinks]]
+name = "file"
+type = "jsonl"
+flush_interval = "50ms"
+"#
+    );
+    let proc = run_with_config(dir.path(), &config);
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A chat in lockstep: each message waits for the answer to the one before. Returns the answers and
+    // how the stream ended.
+    let chat = |texts: Vec<String>| {
+        let url = url.clone();
+        async move {
+            let mut c = client(&url).await;
+            c.ready().await.unwrap();
+            let (tx, rx) = tokio::sync::mpsc::channel::<Note>(1);
+            let mut texts = texts.into_iter();
+            tx.send(note("aoife", &texts.next().unwrap())).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(10), async move {
+                let mut stream = c
+                    .streaming(
+                        tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
+                        http::uri::PathAndQuery::from_static("/notes.Board/Chat"),
+                        ProstCodec::<Note, Ack>::default(),
+                    )
+                    .await
+                    .expect("the call starts")
+                    .into_inner();
+                let mut answers = Vec::new();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(m)) => answers.push(m.echo),
+                        Ok(None) => return (answers, None),
+                        Err(status) => return (answers, Some(status.code())),
+                    }
+                    match texts.next() {
+                        Some(t) => tx.send(note("aoife", &t)).await.unwrap(),
+                        None => return (answers, None),
+                    }
+                }
+            })
+            .await
+            .expect("the stream stalled behind the gateway")
+        }
+    };
+
+    // Benign, then an attack in a later message: the call ends PERMISSION_DENIED and the service never
+    // receives the attack.
+    let texts = [
+        "Morning! It's O'Brien -- I'll select the blue one",
+        "Sure, see you at 5 <3",
+        "'; DROP TABLE notes; --",
+    ];
+    let (answers, end) = chat(texts.iter().map(|t| t.to_string()).collect()).await;
+    assert_eq!(answers, texts[..2].to_vec());
+    assert_eq!(end, Some(tonic::Code::PermissionDenied));
+    assert!(!seen.lock().unwrap().iter().any(|t| t.contains("DROP")), "{seen:?}");
+
+    // Past max_stream_messages (4): the fifth ends the call RESOURCE_EXHAUSTED.
+    let (answers, end) = chat((0..6).map(|i| format!("message {i}")).collect()).await;
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert_eq!(end, Some(tonic::Code::ResourceExhausted));
+    assert!(!seen.lock().unwrap().iter().any(|t| t == "message 4"));
+
+    // The attack is an event naming the stream's method and the field.
+    let mut events = String::new();
+    for _ in 0..40 {
+        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
+        if events.contains("GRPC-007") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let attack = events
+        .lines()
+        .find(|l| l.contains("sqli"))
+        .unwrap_or_else(|| panic!("no attack event: {events}"));
+    assert!(attack.contains("/notes.Board/Chat"), "{attack}");
+    assert!(attack.contains(r#""point":"body.grpc.0.note.body.text""#), "{attack}");
+    assert!(events.contains("GRPC-007"), "{events}");
     drop(proc);
 }
