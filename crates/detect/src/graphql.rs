@@ -35,6 +35,9 @@ pub struct GraphqlLimits {
     /// An SDL file of the API: operations that do not validate against it (unknown fields, wrong
     /// argument types, ...) are findings (GQL-010).
     pub schema: Option<String>,
+    /// Remove "Did you mean ...?" field suggestions from the error messages of GraphQL answers (on by
+    /// default: with introspection off, suggestions still spell the schema out to whoever guesses).
+    pub mask_suggestions: bool,
 }
 
 impl Default for GraphqlLimits {
@@ -48,6 +51,7 @@ impl Default for GraphqlLimits {
             max_cost: 50_000,
             allow_introspection: false,
             schema: None,
+            mask_suggestions: true,
         }
     }
 }

@@ -170,6 +170,8 @@ pub struct Analysis {
     pub score: u32,
     pub threshold: u32,
     pub verdict: Verdict,
+    /// A GraphQL operation on a route that masks field suggestions in its answers.
+    pub mask_graphql_suggestions: bool,
 }
 
 /// A detector's raw hit on one value, before point and exclusion handling.
@@ -477,6 +479,7 @@ impl Detector {
             findings,
             score,
             threshold: self.threshold,
+            mask_graphql_suggestions: graphql_docs > 0 && self.graphql.mask_suggestions,
         }
     }
 

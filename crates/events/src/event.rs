@@ -97,6 +97,8 @@ pub enum Action {
     /// A rate limit answered 429.
     Limit,
     Challenge,
+    /// The upstream's answer was rewritten to hide what it leaked (GraphQL field suggestions).
+    Mask,
 }
 
 impl Action {
@@ -108,6 +110,7 @@ impl Action {
             Action::Ban => "ban",
             Action::Limit => "limit",
             Action::Challenge => "challenge",
+            Action::Mask => "mask",
         }
     }
 
@@ -119,6 +122,7 @@ impl Action {
             "ban" => Action::Ban,
             "limit" => Action::Limit,
             "challenge" => Action::Challenge,
+            "mask" => Action::Mask,
             _ => return None,
         })
     }

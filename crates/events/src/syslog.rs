@@ -431,7 +431,7 @@ fn header_field(s: &str, max: usize) -> String {
 fn event_syslog_severity(action: Action) -> u8 {
     match action {
         Action::Block | Action::Ban | Action::Limit | Action::Challenge => 4,
-        Action::Monitor | Action::Reject => 5,
+        Action::Monitor | Action::Reject | Action::Mask => 5,
     }
 }
 
@@ -450,7 +450,7 @@ fn event_cef_severity(action: Action) -> u8 {
         Action::Ban => 8,
         Action::Block => 7,
         Action::Limit | Action::Challenge | Action::Reject => 5,
-        Action::Monitor => 3,
+        Action::Monitor | Action::Mask => 3,
     }
 }
 

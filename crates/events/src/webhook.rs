@@ -678,7 +678,7 @@ fn pd_severity(s: &str) -> &'static str {
 fn event_pd_severity(action: Action) -> &'static str {
     match action {
         Action::Block | Action::Ban | Action::Limit | Action::Challenge => "warning",
-        Action::Monitor | Action::Reject => "info",
+        Action::Monitor | Action::Reject | Action::Mask => "info",
     }
 }
 

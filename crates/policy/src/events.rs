@@ -702,11 +702,13 @@ impl Compiler<'_> {
         let mut actions = Vec::new();
         for a in &w.action {
             match a.get_ref().as_str() {
-                "block" | "monitor" | "reject" | "ban" | "limit" | "challenge" => actions.push(a.get_ref().clone()),
+                "block" | "monitor" | "reject" | "ban" | "limit" | "challenge" | "mask" => {
+                    actions.push(a.get_ref().clone())
+                }
                 other => self.r.error(
                     Some(a.span()),
                     format!("`{other}` is not an event action"),
-                    Some("use block, monitor, reject, ban, limit or challenge".to_string()),
+                    Some("use block, monitor, reject, ban, limit, challenge or mask".to_string()),
                 ),
             }
         }

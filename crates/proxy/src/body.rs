@@ -179,6 +179,11 @@ pub enum RespBody {
     Upstream(Incoming),
     /// The upstream's stream, its start searched for a marker on the way through.
     Watched(Incoming, Box<MarkerWatch>),
+    /// The start of the upstream's answer, read already (held to look into it), then the rest.
+    Prefixed {
+        prefix: Option<Bytes>,
+        rest: Incoming,
+    },
     /// The upstream's answer to a streaming gRPC call whose later messages are inspected: once the
     /// gateway refuses the call mid-stream, the answer ends with the refusal's trailers (`done` once they
     /// are sent).
@@ -293,6 +298,10 @@ impl Body for RespBody {
                 *done = true;
                 Poll::Ready(Some(Ok(Frame::trailers(denial.trailers()))))
             }
+            RespBody::Prefixed { prefix, rest } => match prefix.take() {
+                Some(p) => Poll::Ready(Some(Ok(Frame::data(p)))),
+                None => Pin::new(rest).poll_frame(cx),
+            },
             RespBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
@@ -301,6 +310,7 @@ impl Body for RespBody {
         match self {
             RespBody::Upstream(b) | RespBody::Watched(b, _) => b.is_end_stream(),
             RespBody::GrpcGuarded { done, .. } => *done,
+            RespBody::Prefixed { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
             RespBody::Full(b) => b.is_none(),
         }
     }
@@ -309,6 +319,16 @@ impl Body for RespBody {
         match self {
             RespBody::Upstream(b) | RespBody::Watched(b, _) => b.size_hint(),
             RespBody::GrpcGuarded { .. } => SizeHint::new(),
+            RespBody::Prefixed { prefix, rest } => {
+                let p = prefix.as_ref().map_or(0, |p| p.len() as u64);
+                let h = rest.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(h.lower() + p);
+                if let Some(u) = h.upper() {
+                    out.set_upper(u + p);
+                }
+                out
+            }
             RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }

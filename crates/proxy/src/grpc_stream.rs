@@ -270,6 +270,7 @@ impl StreamGuard {
         let block = self.mode == Mode::Block;
         let inspection = Inspection {
             attack: true,
+            mask_graphql_suggestions: false,
             score: 0,
             findings: vec![crate::inspect::FindingSummary {
                 class: "limit".into(),

@@ -593,6 +593,12 @@ async fn pipeline(
             outcome,
         );
     }
+    // A GraphQL operation whose answer is looked into for field suggestions.
+    let graphql_answer = outcome
+        .inspection
+        .as_ref()
+        .is_some_and(|i| i.mask_graphql_suggestions)
+        .then(|| (parts.method.clone(), parts.uri.path().to_string()));
     // A WebSocket on an inspected route: its messages go through the detectors too.
     let ws_guard = (client_upgrade.is_some() && mode != Mode::Off).then(|| crate::websocket::WsGuard {
         rt: rt.clone(),
@@ -617,6 +623,14 @@ async fn pipeline(
         }),
     )
     .await;
+    if let Some((method, path)) = graphql_answer {
+        let (resp, found) = crate::graphql_answer::hold_and_mask(resp, mode == Mode::Block).await;
+        if let Some(found) = found {
+            let at = (method.as_str(), host.as_str(), path.as_str());
+            report_masked(shared, route, request_id, client_ip, at, mode, found);
+        }
+        return (resp, outcome);
+    }
     let Some(denial) = grpc_denial else {
         return (resp, outcome);
     };
@@ -634,6 +648,46 @@ async fn pipeline(
         other => other,
     });
     (resp, outcome)
+}
+
+/// A GraphQL answer that leaked field suggestions: an event (action mask, or monitor where the route only
+/// reports).
+fn report_masked(
+    shared: &Shared,
+    route: &Route,
+    request_id: &str,
+    client_ip: IpAddr,
+    (method, host, path): (&str, &str, &str),
+    mode: Mode,
+    found: crate::graphql_answer::Masked,
+) {
+    let Some(bus) = shared.events() else {
+        return;
+    };
+    let mut e = rampart_events::Event::new(
+        rampart_events::EventKind::Request,
+        if mode == Mode::Block {
+            rampart_events::Action::Mask
+        } else {
+            rampart_events::Action::Monitor
+        },
+    );
+    e.request_id = request_id.to_string();
+    e.client_ip = client_ip.to_string();
+    e.method = method.to_string();
+    e.host = host.to_string();
+    e.path = path.to_string();
+    e.route = route.name.to_string();
+    e.reason = Some(format!("GraphQL answer with {} field suggestion(s)", found.count));
+    e.findings = vec![rampart_events::Finding {
+        class: "graphql".into(),
+        rule_id: "GQL-011".into(),
+        score: 0,
+        point: "response.errors.message".into(),
+        evidence: found.evidence,
+        decode_chain: Vec::new(),
+    }];
+    bus.emit(e);
 }
 
 /// Bodies of declared length up to this size are read whole before they are forwarded, even on routes that

@@ -24,6 +24,9 @@ pub struct Inspection {
     pub attack: bool,
     pub score: u32,
     pub findings: Vec<FindingSummary>,
+    /// The request is a GraphQL operation whose answer's field suggestions are to be masked.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mask_graphql_suggestions: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

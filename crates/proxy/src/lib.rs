@@ -11,6 +11,7 @@
 //! - [`body`]: streaming bodies with a bounded inspected prefix;
 //! - [`websocket`]: the WebSocket relay (frames parsed, messages inspected), RFC 8441 over HTTP/2;
 //! - [`grpc_stream`]: inspection of a streaming gRPC call's later messages;
+//! - [`graphql_answer`]: field suggestions masked in GraphQL answers;
 //! - [`upstream`]: pools, balancing, health checks, passive ejection;
 //! - [`overrides`]: temporary route changes made by triggers (mode, sensitivity);
 //! - [`runtime`]: the policy + pools + inspector snapshot that reloads swap atomically;
@@ -24,6 +25,7 @@
 pub mod access_log;
 pub mod body;
 pub mod framing;
+pub mod graphql_answer;
 pub mod grpc_stream;
 pub mod handler;
 pub mod headers;

@@ -112,6 +112,7 @@ impl Inspector for DetectInspector {
         let analysis = detector.analyze(&view);
         Inspection {
             attack: analysis.verdict == Verdict::Block,
+            mask_graphql_suggestions: analysis.mask_graphql_suggestions,
             score: analysis.score,
             findings: analysis
                 .findings
