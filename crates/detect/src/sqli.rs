@@ -1349,8 +1349,11 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             b.score = 3;
         }
     }
-    // libinjection as one more opinion
-    let li = s.len() <= 8192 && libinjectionrs::detect_sqli(ctx.value.as_bytes()).is_injection();
+    // libinjection as one more opinion; not asked about prose in which our lexer found nothing (its
+    // tokenizer is the costliest step for a sentence with apostrophes, and alone it scores 3 at most
+    // there: weak support cannot come from prose)
+    let prose = best.is_none() && s.len() > 40 && util::prose_ratio(s) > 0.85;
+    let li = !prose && s.len() <= 8192 && libinjectionrs::detect_sqli(ctx.value.as_bytes()).is_injection();
     match (&best, li) {
         (Some(b), _) => {
             let mut score = b.score;

@@ -608,6 +608,7 @@ async fn pipeline(
         mode,
         client_ip,
         request_id: request_id.to_string(),
+        message_parts: crate::websocket::message_parts(parts.uri.path(), &host),
     });
     let resp = forward(
         pool,

@@ -30,6 +30,23 @@ pub struct WsGuard {
     pub mode: Mode,
     pub client_ip: IpAddr,
     pub request_id: String,
+    /// What the inspector sees of the request for each message, JSON or text: built once per
+    /// connection (see [`message_parts`]).
+    pub message_parts: Option<[http::request::Parts; 2]>,
+}
+
+/// The request a message is inspected as: a POST to the upgrade's path with the message as its body,
+/// as JSON and as text.
+pub fn message_parts(path: &str, host: &str) -> Option<[http::request::Parts; 2]> {
+    let parts = |ctype: &'static str| {
+        http::Request::post(path)
+            .header(http::header::CONTENT_TYPE, ctype)
+            .header(http::header::HOST, host)
+            .body(())
+            .ok()
+            .map(|r| r.into_parts().0)
+    };
+    Some([parts("application/json")?, parts("text/plain")?])
 }
 
 /// Whether `req` opens a WebSocket over HTTP/2 (RFC 8441 section 4: CONNECT with `:protocol`).
@@ -490,21 +507,16 @@ enum Direction {
 
 /// Inspects one message; true when the connection must be closed (an attack on a block route).
 fn inspect_message(g: &WsGuard, route: &rampart_policy::Route, direction: Direction, payload: &[u8]) -> bool {
-    let ctype = match payload.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') | Some(b'[') => "application/json",
-        _ => "text/plain",
-    };
-    let Ok(req) = http::Request::post(g.path.as_str())
-        .header(http::header::CONTENT_TYPE, ctype)
-        .header(http::header::HOST, g.host.as_str())
-        .body(())
-    else {
+    let Some([json, text]) = &g.message_parts else {
         return false;
     };
-    let (parts, ()) = req.into_parts();
+    let parts = match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | Some(b'[') => json,
+        _ => text,
+    };
     let inspection = g.rt.inspector.inspect(&RequestContext {
         route,
-        parts: &parts,
+        parts,
         body: payload,
         body_truncated: false,
         client_ip: g.client_ip,

@@ -14,8 +14,9 @@
 //! both; the figures are the sums over rounds. Prints calls (messages) per second, p50 and p99 latency per
 //! path, and the gateway/direct ratios. Every message is checked: a wrong echo or a failed call aborts.
 //!
-//! `cargo build --release -p rampart --example protocols && target/release/examples/protocols`
-//! (bench/protocols.sh does both).
+//! `cargo build --release -p rampart --example protocols && target/release/examples/protocols`; with
+//! `GATEWAY_CPUS=0 taskset -c 1 target/release/examples/protocols` the gateways get core 0 to themselves
+//! and the clients and servers core 1, so that what is measured is the gateway, not the contention.
 
 #![allow(clippy::result_large_err)] // tonic::Status is large; the generated code allows it too
 
@@ -87,8 +88,14 @@ where
     }
 }
 
-const TEXT: &str = "Arrived two days early and the fit is true to size. I'd order the blue one again -- \
+/// The message text (`BENCH_TEXT` replaces it).
+const DEFAULT_TEXT: &str = "Arrived two days early and the fit is true to size. I'd order the blue one again -- \
                     Seán O'Brien says the stitching on his came loose after a month, mine is fine so far.";
+
+fn text() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| std::env::var("BENCH_TEXT").unwrap_or_else(|_| DEFAULT_TEXT.into()))
+}
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -141,7 +148,7 @@ async fn grpc_round(url: &str, conns: u64, streams: u64, duration: Duration) -> 
                 while Instant::now() < deadline {
                     let review = Review {
                         author: format!("reviewer-{s}"),
-                        text: TEXT.into(),
+                        text: text().into(),
                         stars: 4,
                     };
                     let sent = Instant::now();
@@ -155,7 +162,7 @@ async fn grpc_round(url: &str, conns: u64, streams: u64, duration: Duration) -> 
                         .await
                         .expect("a benign call passes")
                         .into_inner();
-                    assert_eq!(ack.echo, TEXT);
+                    assert_eq!(ack.echo, text());
                     t.micros.push(sent.elapsed().as_micros() as u64);
                     t.done += 1;
                 }
@@ -186,7 +193,7 @@ async fn ws_round(url: &str, conns: u64, duration: Duration) -> Tally {
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
-                let msg = format!(r#"{{"type":"message","room":"r{i}","seq":{n},"text":"{TEXT}"}}"#);
+                let msg = format!(r#"{{"type":"message","room":"r{i}","seq":{n},"text":"{}"}}"#, text());
                 let sent = Instant::now();
                 ws.send(Message::Text(msg.clone())).await.expect("send");
                 match ws.next().await {
@@ -303,7 +310,16 @@ burst = 1000000
     let bin = std::env::var("RAMPART_BIN").unwrap_or_else(|_| "target/release/rampart".into());
     // Resolved here: the gateway runs in `dir`.
     let bin = std::fs::canonicalize(&bin).unwrap_or_else(|e| panic!("no gateway binary at {bin}: {e}"));
-    let child = Command::new(&bin)
+    // GATEWAY_CPUS="0": the gateways run on these cores (taskset), apart from the clients and servers.
+    let mut cmd = match std::env::var("GATEWAY_CPUS") {
+        Ok(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpus]).arg(&bin);
+            c
+        }
+        Err(_) => Command::new(&bin),
+    };
+    let child = cmd
         .args(["run", "--config"])
         .arg(&path)
         .current_dir(dir)
