@@ -606,7 +606,32 @@ impl Compiler<'_> {
                 }
             },
             grpc_max_stream_messages: rf.grpc.as_ref().and_then(|g| g.max_stream_messages).unwrap_or(10_000),
+            openapi: rf.openapi.as_ref().map(|o| self.openapi(o)),
         })
+    }
+
+    fn openapi(&mut self, o: &crate::file::OpenApiFile) -> crate::OpenApiPolicy {
+        let choice = |c: &mut Self, v: &Option<S<String>>, key: &str, allowed: [&str; 2]| match v {
+            None => true,
+            Some(s) if s.get_ref() == allowed[0] => true,
+            Some(s) if s.get_ref() == allowed[1] => false,
+            Some(s) => {
+                c.r.error(
+                    Some(s.span()),
+                    format!("unknown openapi {key} `{}`", s.get_ref()),
+                    Some(format!("use \"{}\" or \"{}\"", allowed[0], allowed[1])),
+                );
+                true
+            }
+        };
+        let enforce = choice(self, &o.mode, "mode", ["block", "monitor"]);
+        let unknown_is_violation = choice(self, &o.unknown, "unknown", ["block", "pass"]);
+        crate::OpenApiPolicy {
+            spec: self.base_dir.join(o.spec.get_ref()),
+            spec_at: self.r.position(o.spec.span()),
+            enforce,
+            unknown_is_violation,
+        }
     }
 
     fn block(&mut self, b: &BlockFile) -> BlockResponse {

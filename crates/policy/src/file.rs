@@ -156,6 +156,19 @@ pub struct RouteFile {
     pub max_concurrent: Option<u32>,
     pub websocket: Option<WebSocketFile>,
     pub grpc: Option<GrpcFile>,
+    pub openapi: Option<OpenApiFile>,
+}
+
+/// A route's OpenAPI contract (positive security).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiFile {
+    /// The spec (JSON or YAML, OpenAPI 3.0 or 3.1), relative to the config file.
+    pub spec: S<String>,
+    /// "block" (default): violations count as attacks under the route's mode; "monitor": recorded only.
+    pub mode: Option<S<String>>,
+    /// Requests to paths or methods the spec does not define: "block" (default) or "pass".
+    pub unknown: Option<S<String>>,
 }
 
 /// gRPC calls on a route.

@@ -179,6 +179,18 @@ pub enum Oversize {
     Pass,
 }
 
+/// A route's OpenAPI contract: the spec file and how its violations count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenApiPolicy {
+    pub spec: std::path::PathBuf,
+    /// Line and column of `spec` in the config file, for errors found when the spec is compiled.
+    pub spec_at: (usize, usize),
+    /// Violations count as attacks (true), or are recorded only (false).
+    pub enforce: bool,
+    /// Requests to paths and methods the spec does not define are violations (true) or pass (false).
+    pub unknown_is_violation: bool,
+}
+
 /// WebSocket messages on a route: their size and rate per connection.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WebSocketPolicy {

@@ -117,6 +117,8 @@ pub struct Route {
     /// Messages per gRPC request stream, past which the call is refused (RESOURCE_EXHAUSTED on a block
     /// route); 0 for no limit.
     pub grpc_max_stream_messages: u64,
+    /// The route's OpenAPI contract, when it has one.
+    pub openapi: Option<crate::OpenApiPolicy>,
 }
 
 #[derive(Debug, Default)]
@@ -191,6 +193,7 @@ mod tests {
                 inspect_server: false,
             },
             grpc_max_stream_messages: 0,
+            openapi: None,
         }
     }
 

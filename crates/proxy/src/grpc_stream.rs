@@ -271,6 +271,7 @@ impl StreamGuard {
         let inspection = Inspection {
             attack: true,
             mask_graphql_suggestions: false,
+            report: false,
             score: 0,
             findings: vec![crate::inspect::FindingSummary {
                 class: "limit".into(),

@@ -547,7 +547,12 @@ async fn pipeline(
             client_ip,
         });
         let attack = inspection.attack || overrides.threshold.is_some_and(|t| inspection.score >= t);
+        let report = inspection.report;
         outcome.inspection = Some(inspection);
+        if report && !attack {
+            outcome.event = Some(EventFacts::of(&parts, None));
+            outcome.action = "monitor";
+        }
         if attack {
             outcome.event = Some(EventFacts::of(&parts, None));
             if mode == Mode::Block {

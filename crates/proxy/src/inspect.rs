@@ -27,6 +27,9 @@ pub struct Inspection {
     /// The request is a GraphQL operation whose answer's field suggestions are to be masked.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mask_graphql_suggestions: bool,
+    /// Not an attack, yet to be recorded (an OpenAPI violation on a route whose contract only monitors).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub report: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -1,8 +1,9 @@
 //! Wiring of the detection engine into the proxy's request stage: one compiled [`Detector`] per route,
 //! built from the route's `[routes.detection]` table whenever a policy is compiled.
 
+use rampart_apispec::{ApiRequest, Contract, ViolationKind};
 use rampart_detect::{DetectionConfig, Detector, Verdict};
-use rampart_policy::{ConfigErrors, Diagnostic, Policy};
+use rampart_policy::{ConfigErrors, Diagnostic, OpenApiPolicy, Policy};
 use rampart_proxy::inspect::{FindingSummary, RequestContext};
 use rampart_proxy::{Inspection, Inspector, InspectorFactory};
 use std::collections::HashMap;
@@ -85,8 +86,33 @@ impl InspectorFactory for DetectionFactory {
             };
             by_route.insert(route.name.clone(), detector);
         }
+        // OpenAPI contracts, one per spec file however many routes share it.
+        let mut contracts = HashMap::new();
+        let mut loaded: HashMap<PathBuf, Arc<Contract>> = HashMap::new();
+        for route in policy.routes.iter() {
+            let Some(o) = &route.openapi else { continue };
+            let contract = match loaded.get(&o.spec) {
+                Some(c) => c.clone(),
+                None => {
+                    match Contract::load(&o.spec) {
+                        Ok(c) => loaded.entry(o.spec.clone()).or_insert(Arc::new(c)).clone(),
+                        Err(e) => {
+                            errors.push(Diagnostic {
+                            file: file.clone(),
+                            line: o.spec_at.0,
+                            column: o.spec_at.1,
+                            message: format!("route `{}`: OpenAPI spec refused: {e}", route.name),
+                            hint: Some("fix the spec (`rampart openapi validate FILE` checks it); the running policy stays".into()),
+                        });
+                            continue;
+                        }
+                    }
+                }
+            };
+            contracts.insert(route.name.clone(), (contract, o.clone()));
+        }
         if errors.is_empty() {
-            Ok(Arc::new(DetectInspector { by_route }))
+            Ok(Arc::new(DetectInspector { by_route, contracts }))
         } else {
             Err(ConfigErrors(errors))
         }
@@ -95,7 +121,12 @@ impl InspectorFactory for DetectionFactory {
 
 struct DetectInspector {
     by_route: HashMap<Arc<str>, Arc<Detector>>,
+    contracts: HashMap<Arc<str>, (Arc<Contract>, OpenApiPolicy)>,
 }
+
+/// A contract violation's weight: above every sensitivity's threshold, as an enforced contract is meant
+/// to decide alone.
+const VIOLATION_SCORE: u32 = 10;
 
 impl Inspector for DetectInspector {
     fn inspect(&self, ctx: &RequestContext<'_>) -> Inspection {
@@ -110,7 +141,7 @@ impl Inspector for DetectInspector {
             body_truncated: ctx.body_truncated,
         };
         let analysis = detector.analyze(&view);
-        Inspection {
+        let mut inspection = Inspection {
             attack: analysis.verdict == Verdict::Block,
             mask_graphql_suggestions: analysis.mask_graphql_suggestions,
             score: analysis.score,
@@ -126,7 +157,48 @@ impl Inspector for DetectInspector {
                     evidence: f.evidence,
                 })
                 .collect(),
+            report: false,
+        };
+        if let Some((contract, policy)) = self.contracts.get(&ctx.route.name) {
+            let checked = contract.check(&ApiRequest {
+                method: ctx.parts.method.as_str(),
+                path: ctx.parts.uri.path(),
+                query: ctx.parts.uri.query(),
+                headers: &ctx.parts.headers,
+                body: ctx.body,
+                body_complete: !ctx.body_truncated,
+            });
+            let unknown = |k: ViolationKind| matches!(k, ViolationKind::UnknownPath | ViolationKind::UnknownMethod);
+            let violations: Vec<_> = checked
+                .violations
+                .into_iter()
+                .filter(|v| policy.unknown_is_violation || !unknown(v.kind))
+                .collect();
+            if !violations.is_empty() {
+                for v in violations {
+                    let mut evidence = v.message;
+                    if evidence.len() > 160 {
+                        let cut = (0..=160).rev().find(|&i| evidence.is_char_boundary(i)).unwrap_or(0);
+                        evidence.truncate(cut);
+                    }
+                    inspection.findings.push(FindingSummary {
+                        class: "api".into(),
+                        rule_id: v.kind.rule_id().into(),
+                        score: if policy.enforce { VIOLATION_SCORE } else { 0 },
+                        point: v.location,
+                        decode_chain: Vec::new(),
+                        evidence,
+                    });
+                }
+                if policy.enforce {
+                    inspection.score += VIOLATION_SCORE;
+                    inspection.attack = true;
+                } else {
+                    inspection.report = true;
+                }
+            }
         }
+        inspection
     }
 }
 

@@ -84,6 +84,11 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// OpenAPI contracts.
+    Openapi {
+        #[command(subcommand)]
+        command: OpenapiCommand,
+    },
     /// Start a built-in sample JSON API behind the gateway (127.0.0.1:8080, console 127.0.0.1:9901).
     Demo {
         /// Gateway address.
@@ -107,6 +112,14 @@ struct StoreArgs {
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum OpenapiCommand {
+    /// Load and compile a spec as a route would (OpenAPI 3.0 or 3.1, JSON or YAML, relative $refs):
+    /// prints its operations, or the error with its file. Exit 1 on errors.
+    #[command(after_help = "Example:\n  rampart openapi validate api/openapi.yaml")]
+    Validate { spec: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -224,6 +237,36 @@ fn main() -> ExitCode {
         } => evaluate::eval(config, json, misses, corpora),
         Command::Explain { config, json, file } => evaluate::explain(config, file, json),
         Command::Events { command } => events(command),
+        Command::Openapi {
+            command: OpenapiCommand::Validate { spec },
+        } => validate_spec(&spec),
+    }
+}
+
+fn validate_spec(path: &std::path::Path) -> ExitCode {
+    match rampart_apispec::Contract::load(path) {
+        Ok(c) => {
+            let ops: Vec<_> = c.operations().collect();
+            let deprecated = ops.iter().filter(|o| o.deprecated).count();
+            println!(
+                "{}: ok (OpenAPI {}, {} operations, {deprecated} deprecated)",
+                path.display(),
+                match c.version {
+                    rampart_apispec::Version::V30 => "3.0",
+                    rampart_apispec::Version::V31 => "3.1",
+                },
+                ops.len()
+            );
+            for o in ops {
+                let flag = if o.deprecated { "  (deprecated)" } else { "" };
+                println!("  {:<7} {}{flag}", o.method, o.template);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
