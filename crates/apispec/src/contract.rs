@@ -87,6 +87,8 @@ pub struct OperationInfo {
     pub template: String,
     pub operation_id: Option<String>,
     pub deprecated: bool,
+    /// The path parameters: name, JSON kind and format.
+    pub path_params: Vec<(String, Kind, Option<String>)>,
 }
 
 pub struct Checked<'c> {
@@ -113,6 +115,7 @@ enum Style {
 
 struct Param {
     name: String,
+    format: Option<String>,
     at: In,
     required: bool,
     style: Style,
@@ -366,6 +369,10 @@ impl<'a> Compiler<'a> {
             } else {
                 name.to_string()
             },
+            format: schema
+                .as_ref()
+                .and_then(|s| self.follow(s.clone()).ok())
+                .and_then(|(_, v)| v.get("format").and_then(Value::as_str).map(str::to_string)),
             at: at_in,
             required: at_in == In::Path || v.get("required").and_then(Value::as_bool).unwrap_or(false),
             style,
@@ -566,6 +573,11 @@ impl Contract {
                             template: template.clone(),
                             operation_id: op.get("operationId").and_then(Value::as_str).map(str::to_string),
                             deprecated: op.get("deprecated").and_then(Value::as_bool).unwrap_or(false),
+                            path_params: params
+                                .iter()
+                                .filter(|p| p.at == In::Path)
+                                .map(|p| (p.name.clone(), p.kind.clone(), p.format.clone()))
+                                .collect(),
                         },
                         params,
                         body,
@@ -584,6 +596,11 @@ impl Contract {
             router,
             paths,
         })
+    }
+
+    /// The servers' base paths (`/v2`), empty for a spec served at the root.
+    pub fn base_paths(&self) -> &[String] {
+        &self.base_paths
     }
 
     /// Every operation: method, template, id, deprecated.

@@ -6,11 +6,12 @@
 //! - [`contract`]: the compiled contract (server base paths, a path router, per operation its
 //!   parameters, request bodies and security requirements) and the check of one request against it,
 //!   which returns violations with their kind, rule id and location;
-//! - [`values`]: request values as the spec types them (query, cookies, multipart, string coercion).
-//!
-//! Discovery (the inventory learned from traffic) and spec diffs build on these.
+//! - [`values`]: request values as the spec types them (query, cookies, multipart, string coercion);
+//! - [`discovery`]: the inventory learned from traffic (templates inferred, parameters typed, sensitive
+//!   data counted), its export as OpenAPI 3.1, and its diff against specs (shadow, orphan, zombie).
 
 pub mod contract;
+pub mod discovery;
 pub mod load;
 pub mod values;
 
