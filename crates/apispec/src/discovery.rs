@@ -183,32 +183,34 @@ fn iban_checks(s: &str) -> bool {
 }
 
 /// What is known of one parameter or body property.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FieldStats {
     pub seen: u64,
-    pub types: BTreeSet<&'static str>,
-    pub formats: BTreeSet<&'static str>,
+    pub types: BTreeSet<String>,
+    pub formats: BTreeSet<String>,
 }
 
 impl FieldStats {
     fn add(&mut self, value: &str) {
         let (t, f) = value_shape(value);
         self.seen += 1;
-        self.types.insert(t);
-        if let Some(f) = f {
-            self.formats.insert(f);
+        if !self.types.contains(t) {
+            self.types.insert(t.to_string());
+        }
+        if let Some(f) = f.filter(|f| !self.formats.contains(*f)) {
+            self.formats.insert(f.to_string());
         }
     }
 
     fn merge(&mut self, o: &FieldStats) {
         self.seen += o.seen;
-        self.types.extend(&o.types);
-        self.formats.extend(&o.formats);
+        self.types.extend(o.types.iter().cloned());
+        self.formats.extend(o.formats.iter().cloned());
     }
 }
 
 /// One method on one endpoint.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MethodStats {
     pub hits: u64,
     pub first_seen: u64,
@@ -220,11 +222,11 @@ pub struct MethodStats {
     pub query: BTreeMap<String, FieldStats>,
     pub body: BTreeMap<String, FieldStats>,
     /// Sensitive data by kind: requests and answers that carried it.
-    pub sensitive: BTreeMap<&'static str, u64>,
+    pub sensitive: BTreeMap<String, u64>,
 }
 
 impl MethodStats {
-    fn merge(&mut self, o: &MethodStats) {
+    pub fn merge(&mut self, o: &MethodStats) {
         if self.hits == 0 || o.first_seen < self.first_seen {
             self.first_seen = o.first_seen;
         }
@@ -242,7 +244,7 @@ impl MethodStats {
             self.body.entry(k.clone()).or_default().merge(f);
         }
         for (k, n) in &o.sensitive {
-            *self.sensitive.entry(k).or_default() += n;
+            *self.sensitive.entry(k.clone()).or_default() += n;
         }
     }
 }
@@ -301,7 +303,7 @@ impl Node {
 }
 
 /// A discovered endpoint.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     pub method: String,
     /// `/orders/{id}/items/{id2}`.
@@ -391,7 +393,7 @@ impl Inventory {
         }
         kinds.extend(sensitive_kinds(&String::from_utf8_lossy(o.response)));
         for k in kinds {
-            *s.sensitive.entry(k).or_default() += 1;
+            *s.sensitive.entry(k.to_string()).or_default() += 1;
         }
     }
 
@@ -468,6 +470,24 @@ fn auth_scheme(h: &http::HeaderMap) -> String {
     "none".into()
 }
 
+/// Endpoints recorded before (a stored inventory) and endpoints seen since, as one list: the same method
+/// and template merge their figures.
+pub fn merge_endpoints(before: &[Endpoint], now: Vec<Endpoint>) -> Vec<Endpoint> {
+    let mut all: BTreeMap<(String, String), Endpoint> = before
+        .iter()
+        .map(|e| ((e.method.clone(), e.template.clone()), e.clone()))
+        .collect();
+    for e in now {
+        match all.entry((e.method.clone(), e.template.clone())) {
+            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().stats.merge(&e.stats),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(e);
+            }
+        }
+    }
+    all.into_values().collect()
+}
+
 /// The shape of a template for comparing it with others: parameters unnamed (`/orders/{}/items`).
 pub fn shape(template: &str) -> String {
     let mut out = String::new();
@@ -493,7 +513,7 @@ pub fn risk(e: &Endpoint, documented: bool, deprecated: bool) -> u32 {
         r += 2 + u32::from(
             s.sensitive
                 .keys()
-                .any(|k| matches!(*k, "card" | "iban" | "national_id" | "password" | "token")),
+                .any(|k| matches!(k.as_str(), "card" | "iban" | "national_id" | "password" | "token")),
         );
     }
     if s.auth.iter().all(|a| a == "none") {
@@ -578,7 +598,7 @@ pub fn export(endpoints: &[Endpoint], title: &str) -> Value {
 }
 
 fn field_schema(f: &FieldStats) -> Value {
-    let mut types: Vec<&str> = f.types.iter().copied().collect();
+    let mut types: Vec<&str> = f.types.iter().map(String::as_str).collect();
     // A field seen as integer and number is a number.
     if types.contains(&"number") {
         types.retain(|t| *t != "integer");

@@ -8,11 +8,13 @@
 //!   which returns violations with their kind, rule id and location;
 //! - [`values`]: request values as the spec types them (query, cookies, multipart, string coercion);
 //! - [`discovery`]: the inventory learned from traffic (templates inferred, parameters typed, sensitive
-//!   data counted), its export as OpenAPI 3.1, and its diff against specs (shadow, orphan, zombie).
+//!   data counted), its export as OpenAPI 3.1, and its diff against specs (shadow, orphan, zombie);
+//! - [`store`]: the inventory in SQLite, per API host.
 
 pub mod contract;
 pub mod discovery;
 pub mod load;
+pub mod store;
 pub mod values;
 
 pub use contract::{ApiRequest, Checked, Contract, OperationInfo, Violation, ViolationKind};

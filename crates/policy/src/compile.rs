@@ -179,6 +179,22 @@ impl Compiler<'_> {
         let otp = f.otp.iter().filter_map(|o| self.otp(o, &route_names)).collect();
         let identity = self.identity.clone();
         let challenge = self.challenge(&f.challenge);
+        let discovery = DiscoverySettings {
+            enabled: f.discovery.enabled.unwrap_or(true),
+            sample: match &f.discovery.sample {
+                None => 1.0,
+                Some(s) if (0.0..=1.0).contains(s.get_ref()) => *s.get_ref(),
+                Some(s) => {
+                    self.r.error(
+                        Some(s.span()),
+                        format!("discovery sample {} is not a fraction", s.get_ref()),
+                        Some("use a number from 0 to 1, e.g. 0.1 to observe one request in ten".to_string()),
+                    );
+                    1.0
+                }
+            },
+            flush_interval: self.duration(&f.discovery.flush_interval, Duration::from_secs(30)),
+        };
         Policy {
             listeners,
             upstreams,
@@ -197,6 +213,7 @@ impl Compiler<'_> {
             otp,
             identity,
             challenge,
+            discovery,
             source: None,
         }
     }

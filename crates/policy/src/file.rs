@@ -48,6 +48,8 @@ pub struct ConfigFile {
     pub identity: IdentityFile,
     #[serde(default)]
     pub challenge: ChallengeFile,
+    #[serde(default)]
+    pub discovery: DiscoveryFile,
 }
 
 /// The `challenge` action of rate limits.
@@ -157,6 +159,18 @@ pub struct RouteFile {
     pub websocket: Option<WebSocketFile>,
     pub grpc: Option<GrpcFile>,
     pub openapi: Option<OpenApiFile>,
+}
+
+/// API discovery from traffic.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryFile {
+    /// On by default.
+    pub enabled: Option<bool>,
+    /// The fraction of requests observed, 0 to 1 (default 1).
+    pub sample: Option<S<f64>>,
+    /// How often the inventory is written to the data directory (default 30s).
+    pub flush_interval: Option<S<String>>,
 }
 
 /// A route's OpenAPI contract (positive security).

@@ -51,6 +51,7 @@ pub struct Policy {
     pub otp: Vec<guard::OtpSpec>,
     pub identity: guard::IdentitySettings,
     pub challenge: guard::ChallengeSettings,
+    pub discovery: DiscoverySettings,
     /// The file this policy came from, if any (embedded defaults have none).
     pub source: Option<PathBuf>,
 }
@@ -177,6 +178,15 @@ impl Mode {
 pub enum Oversize {
     Block,
     Pass,
+}
+
+/// API discovery: the inventory learned from traffic (in `data_dir`/inventory.db).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoverySettings {
+    pub enabled: bool,
+    /// The fraction of requests observed (0..=1).
+    pub sample: f64,
+    pub flush_interval: std::time::Duration,
 }
 
 /// A route's OpenAPI contract: the spec file and how its violations count.

@@ -43,6 +43,8 @@ struct Outcome {
     pending_counts: Vec<rampart_guard::limits::PendingCount>,
     /// Abuse detectors (logins, enumeration) that count responses.
     pending_abuse: Vec<rampart_guard::PendingAbuse>,
+    /// The start of the inspected body, kept for API discovery when it is on.
+    discovery_body: Option<Bytes>,
 }
 
 struct EventFacts {
@@ -84,6 +86,7 @@ impl Outcome {
             event: None,
             pending_counts: Vec::new(),
             pending_abuse: Vec::new(),
+            discovery_body: None,
         }
     }
 }
@@ -102,6 +105,29 @@ pub async fn handle(
     let switch_attempt = req.version() != http::Version::HTTP_2
         && (req.headers().contains_key(header::UPGRADE) || method == http::Method::CONNECT);
     let grpc = is_grpc(req.headers());
+    // A request sampled for API discovery: what discovery keeps of it, taken before the pipeline owns it.
+    let sample = shared.discovery().filter(|t| t.wants()).map(|_| {
+        let host = req
+            .uri()
+            .host()
+            .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+            .map(|h| {
+                h.rsplit_once(':')
+                    .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+                    .map_or(h, |(h, _)| h)
+            })
+            .unwrap_or("-")
+            .to_ascii_lowercase();
+        crate::discovery::Sample {
+            host,
+            method: method.clone(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().map(str::to_string),
+            headers: crate::discovery::redacted_headers(req.headers()),
+            body: Bytes::new(),
+            status: 0,
+        }
+    });
     let (mut resp, mut outcome) = pipeline(req, &conn, &shared, &rt, &request_id).await;
     if grpc {
         // A gRPC client reads the status from grpc-status, not from HTTP: answer our own refusals the
@@ -120,6 +146,14 @@ pub async fn handle(
         resp.headers_mut().insert(headers::X_REQUEST_ID.clone(), v);
     }
     let status = resp.status().as_u16();
+    if let (Some(mut s), Some(tap)) = (sample, shared.discovery()) {
+        // What the upstream answered as an endpoint; not what we refused, nor what it does not know.
+        if outcome.action == "pass" && !matches!(status, 404 | 405 | 501) {
+            s.status = status;
+            s.body = outcome.discovery_body.take().unwrap_or_default();
+            tap.offer(s);
+        }
+    }
     if !outcome.pending_counts.is_empty() {
         // Limits that count responses (failed logins, 404 runs): counted off the response path.
         let (rt, shared, pending) = (rt.clone(), shared.clone(), std::mem::take(&mut outcome.pending_counts));
@@ -561,6 +595,9 @@ async fn pipeline(
             }
             outcome.action = "monitor";
         }
+    }
+    if shared.discovery().is_some() {
+        outcome.discovery_body = Some(inspected.slice(..inspected.len().min(crate::discovery::MAX_BODY)));
     }
     drop(inspected);
 

@@ -10,6 +10,7 @@
 //! - [`headers`]: smuggling checks, hop-by-hop removal, forwarding headers, client IP;
 //! - [`body`]: streaming bodies with a bounded inspected prefix;
 //! - [`websocket`]: the WebSocket relay (frames parsed, messages inspected), RFC 8441 over HTTP/2;
+//! - [`discovery`]: samples of forwarded requests to the API inventory, off the hot path;
 //! - [`grpc_stream`]: inspection of a streaming gRPC call's later messages;
 //! - [`graphql_answer`]: field suggestions masked in GraphQL answers;
 //! - [`upstream`]: pools, balancing, health checks, passive ejection;
@@ -24,6 +25,7 @@
 
 pub mod access_log;
 pub mod body;
+pub mod discovery;
 pub mod framing;
 pub mod graphql_answer;
 pub mod grpc_stream;

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub uninspected_bodies: Family<Label, Counter>,
     pub reloads: Family<Label, Counter>,
     pub access_log_dropped: Counter,
+    /// Discovery samples dropped because the discovery task could not keep up.
+    pub discovery_dropped: Counter,
     /// Rate-limit decisions and state store failures.
     pub guard: Arc<rampart_guard::GuardMetrics>,
 }
@@ -88,6 +90,7 @@ impl Metrics {
             uninspected_bodies: Family::default(),
             reloads: Family::default(),
             access_log_dropped: Counter::default(),
+            discovery_dropped: Counter::default(),
             guard: rampart_guard::GuardMetrics::new(registry),
         };
         registry.register(
@@ -144,6 +147,11 @@ impl Metrics {
             "rampart_access_log_dropped_lines",
             "Access log lines dropped because the log writer could not keep up",
             m.access_log_dropped.clone(),
+        );
+        registry.register(
+            "rampart_discovery_dropped_samples",
+            "API discovery samples dropped because the discovery task could not keep up",
+            m.discovery_dropped.clone(),
         );
         Arc::new(m)
     }

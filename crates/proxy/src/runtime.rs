@@ -34,6 +34,7 @@ pub struct Shared {
     generation: AtomicU64,
     access_log: std::sync::OnceLock<crate::access_log::AccessLog>,
     events: std::sync::OnceLock<rampart_events::EventBus>,
+    discovery: std::sync::OnceLock<crate::discovery::DiscoveryTap>,
     installed: tokio::sync::watch::Sender<u64>,
     /// Addresses refused at the request stage until their ban lapses (set by triggers).
     pub bans: Arc<rampart_guard::BanList>,
@@ -82,6 +83,7 @@ impl Shared {
             generation: AtomicU64::new(1),
             access_log: std::sync::OnceLock::new(),
             events: std::sync::OnceLock::new(),
+            discovery: std::sync::OnceLock::new(),
             installed: tokio::sync::watch::Sender::new(1),
             bans,
             overrides: Arc::new(crate::overrides::RouteOverrides::default()),
@@ -95,6 +97,15 @@ impl Shared {
 
     pub fn events(&self) -> Option<&rampart_events::EventBus> {
         self.events.get().filter(|b| b.is_enabled())
+    }
+
+    /// Sets where discovery samples go (once; without it, nothing is learned).
+    pub fn set_discovery(&self, tap: crate::discovery::DiscoveryTap) {
+        let _ = self.discovery.set(tap);
+    }
+
+    pub fn discovery(&self) -> Option<&crate::discovery::DiscoveryTap> {
+        self.discovery.get()
     }
 
     /// Sets where access log lines go (once; without it, routes with `log.access` log nothing).

@@ -5,6 +5,7 @@ mod demo;
 mod detection;
 mod evaluate;
 mod events_cmd;
+mod inventory_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -120,6 +121,40 @@ enum OpenapiCommand {
     /// prints its operations, or the error with its file. Exit 1 on errors.
     #[command(after_help = "Example:\n  rampart openapi validate api/openapi.yaml")]
     Validate { spec: PathBuf },
+    /// The API inventory learned from traffic, as an OpenAPI 3.1 document (JSON on stdout).
+    #[command(after_help = "Examples:\n  rampart openapi export > discovered.json\n  \
+                            rampart openapi export --host api.example.com --config rampart.toml")]
+    Export {
+        #[command(flatten)]
+        inventory: InventoryArgs,
+    },
+    /// Traffic against a spec: shadow (undocumented), orphan (never called) and zombie (deprecated, or
+    /// removed since OLD_SPEC, yet called) endpoints, with a risk score.
+    #[command(after_help = "Example:\n  rampart openapi diff api/openapi.yaml api/openapi.v1.yaml")]
+    Diff {
+        spec: PathBuf,
+        /// The previous version of the spec: its operations missing from SPEC are zombies when called.
+        old_spec: Option<PathBuf>,
+        #[command(flatten)]
+        inventory: InventoryArgs,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the inventory is.
+#[derive(clap::Args)]
+struct InventoryArgs {
+    /// The inventory database (default: inventory.db in the config's data_dir, or ./rampart-data).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Config file whose data_dir to read.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Only this API host (default: every host, merged).
+    #[arg(long)]
+    host: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -237,9 +272,26 @@ fn main() -> ExitCode {
         } => evaluate::eval(config, json, misses, corpora),
         Command::Explain { config, json, file } => evaluate::explain(config, file, json),
         Command::Events { command } => events(command),
-        Command::Openapi {
-            command: OpenapiCommand::Validate { spec },
-        } => validate_spec(&spec),
+        Command::Openapi { command } => match command {
+            OpenapiCommand::Validate { spec } => validate_spec(&spec),
+            OpenapiCommand::Export { inventory } => inventory_cmd::export(&inventory.into()),
+            OpenapiCommand::Diff {
+                spec,
+                old_spec,
+                inventory,
+                json,
+            } => inventory_cmd::diff(&inventory.into(), &spec, old_spec.as_deref(), json),
+        },
+    }
+}
+
+impl From<InventoryArgs> for inventory_cmd::Source {
+    fn from(a: InventoryArgs) -> Self {
+        inventory_cmd::Source {
+            db: a.db,
+            config: a.config,
+            host: a.host,
+        }
     }
 }
 

@@ -95,6 +95,18 @@ pub async fn run(
         shared.set_access_log(rampart_proxy::access_log::AccessLog::new(std::io::stdout(), dropped)?);
     }
     let events = start_events(&shared, &mut registry)?;
+    let d = shared.load().policy.discovery.clone();
+    if d.enabled {
+        // A `[discovery]` change takes effect on restart.
+        let store = shared.load().policy.data_dir.join("inventory.db");
+        let dropped = shared.metrics.discovery_dropped.clone();
+        shared.set_discovery(rampart_proxy::discovery::start(
+            store,
+            d.sample,
+            d.flush_interval,
+            dropped,
+        ));
+    }
     let gateway = Gateway::start(shared.clone()).await?;
 
     let _console_task = match console_addr {

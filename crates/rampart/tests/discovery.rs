@@ -1,0 +1,174 @@
+//! API discovery through the real binary: traffic through the gateway builds the inventory in the data
+//! directory (ids and slugs folded into parameters, sensitive data counted by kind, credentials by
+//! scheme, blocked attacks left out), `rampart openapi export` prints it as OpenAPI 3.1, and `rampart
+//! openapi diff` compares it with a spec (shadow and orphan endpoints).
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_builds_the_inventory_and_the_cli_exports_and_diffs_it() {
+    let app = backend("api").await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        r#"data_dir = "./data"
+
+[log]
+access = false
+
+[[listeners]]
+addr = "127.0.0.1:{port}"
+
+[upstreams.app]
+targets = ["http://{backend}"]
+
+[[routes]]
+name = "api"
+path = "/"
+upstream = "app"
+mode = "block"
+
+[discovery]
+flush_interval = "200ms"
+"#,
+        backend = app.addr
+    );
+    let proc = run_with_config(dir.path(), &config);
+    let c = http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if c.get(format!("{base}/api/health")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "gateway never answered: {}", proc.dump());
+    for i in 0..30 {
+        let r = c
+            .get(format!("{base}/api/orders/{}?expand=items&page={i}", 1000 + i * 7))
+            .header(
+                "authorization",
+                "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ6b2UifQ.c2lnbmF0dXJl",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let slug = format!("linen-shirt-{}", i * 13 % 97);
+        c.get(format!("{base}/api/products/{slug}")).send().await.unwrap();
+    }
+    for name in ["Aoife O'Brien", "Zoë Ng", "José Álvarez"] {
+        let r = c
+            .post(format!("{base}/api/orders"))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"customer": name, "email": "zoe@example.com", "items": [{"sku": "TSH-1", "qty": 2}]}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    for _ in 0..3 {
+        c.get(format!("{base}/api/internal/debug")).send().await.unwrap();
+    }
+    // Blocked: not part of the API.
+    let r = c
+        .get(format!(
+            "{base}/api/search?q=1'%20UNION%20SELECT%20password%20FROM%20users--"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // The inventory is written every 200 ms.
+    let export = || {
+        let mut cmd = rampart();
+        cmd.args(["openapi", "export", "--db"])
+            .arg(dir.path().join("data/inventory.db"));
+        output(cmd)
+    };
+    let mut doc = serde_json::Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (out, stdout, _) = export();
+        if out.status.success() {
+            doc = serde_json::from_str(&stdout).unwrap();
+            if doc["paths"]["/api/internal/debug"].is_object() {
+                break;
+            }
+        }
+    }
+    let paths = doc["paths"].as_object().unwrap_or_else(|| panic!("no export: {doc}"));
+    let mut names: Vec<&str> = paths.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "/api/health",
+            "/api/internal/debug",
+            "/api/orders",
+            "/api/orders/{id}",
+            "/api/products/{param}"
+        ],
+        "{doc:#}"
+    );
+    let get_order = &paths["/api/orders/{id}"]["get"];
+    assert_eq!(get_order["x-rampart"]["hits"], 30);
+    assert_eq!(get_order["x-rampart"]["auth"], serde_json::json!(["bearer"]));
+    let params: Vec<&str> = get_order["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, vec!["id", "expand", "page"]);
+    let post_order = &paths["/api/orders"]["post"];
+    assert_eq!(post_order["x-rampart"]["sensitive"]["email"], 3);
+    assert!(post_order["requestBody"]["content"]["application/json"]["schema"]["properties"]["customer"].is_object());
+    assert!(!doc.to_string().contains("zoe@example.com"), "values are never kept");
+    assert!(!doc.to_string().contains("c2lnbmF0dXJl"), "tokens are never kept");
+
+    // Against a spec: the debug endpoint is a shadow, the returns endpoint an orphan.
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        r#"openapi: 3.1.0
+info: {title: shop, version: "1"}
+paths:
+  /api/health: {get: {responses: {"200": {description: ok}}}}
+  /api/orders:
+    post: {responses: {"201": {description: created}}}
+  /api/orders/{orderId}:
+    get:
+      parameters: [{name: orderId, in: path, required: true, schema: {type: integer}}]
+      responses: {"200": {description: ok}}
+  /api/products/{slug}:
+    get:
+      parameters: [{name: slug, in: path, required: true, schema: {type: string}}]
+      responses: {"200": {description: ok}}
+  /api/returns: {get: {responses: {"200": {description: ok}}}}
+"#,
+    )
+    .unwrap();
+    let mut cmd = rampart();
+    cmd.args(["openapi", "diff"])
+        .arg(dir.path().join("spec.yaml"))
+        .args(["--json", "--db"])
+        .arg(dir.path().join("data/inventory.db"));
+    let (out, stdout, stderr) = output(cmd);
+    assert!(out.status.success(), "{stderr}");
+    let d: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(d["shadow"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(d["shadow"][0]["path"], "/api/internal/debug");
+    assert_eq!(d["shadow"][0]["hits"], 3);
+    assert_eq!(
+        d["orphan"],
+        serde_json::json!([{"method": "GET", "path": "/api/returns"}])
+    );
+    assert_eq!(d["zombie"], serde_json::json!([]));
+    drop(proc);
+}
