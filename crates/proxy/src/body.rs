@@ -179,6 +179,8 @@ pub enum RespBody {
     Upstream(Incoming),
     /// The upstream's stream, its start searched for a marker on the way through.
     Watched(Incoming, Box<MarkerWatch>),
+    /// The upstream's stream, its start kept for API discovery on the way through.
+    Tapped(Incoming, Box<crate::discovery::ResponseTap>),
     /// The start of the upstream's answer, read already (held to look into it), then the rest.
     Prefixed {
         prefix: Option<Bytes>,
@@ -298,6 +300,15 @@ impl Body for RespBody {
                 *done = true;
                 Poll::Ready(Some(Ok(Frame::trailers(denial.trailers()))))
             }
+            RespBody::Tapped(b, tap) => {
+                let polled = Pin::new(b).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
+                    if let Some(d) = frame.data_ref() {
+                        tap.feed(d);
+                    }
+                }
+                polled
+            }
             RespBody::Prefixed { prefix, rest } => match prefix.take() {
                 Some(p) => Poll::Ready(Some(Ok(Frame::data(p)))),
                 None => Pin::new(rest).poll_frame(cx),
@@ -308,7 +319,7 @@ impl Body for RespBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RespBody::Upstream(b) | RespBody::Watched(b, _) => b.is_end_stream(),
+            RespBody::Upstream(b) | RespBody::Watched(b, _) | RespBody::Tapped(b, _) => b.is_end_stream(),
             RespBody::GrpcGuarded { done, .. } => *done,
             RespBody::Prefixed { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
             RespBody::Full(b) => b.is_none(),
@@ -317,7 +328,7 @@ impl Body for RespBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RespBody::Upstream(b) | RespBody::Watched(b, _) => b.size_hint(),
+            RespBody::Upstream(b) | RespBody::Watched(b, _) | RespBody::Tapped(b, _) => b.size_hint(),
             RespBody::GrpcGuarded { .. } => SizeHint::new(),
             RespBody::Prefixed { prefix, rest } => {
                 let p = prefix.as_ref().map_or(0, |p| p.len() as u64);

@@ -36,6 +36,8 @@ pub struct Sample {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub status: u16,
+    /// The start of the answer's body (text answers only), for sensitive data.
+    pub response: Bytes,
 }
 
 /// The request stage's end of discovery.
@@ -56,6 +58,43 @@ impl DiscoveryTap {
     pub fn offer(&self, s: Sample) {
         if self.tx.try_send(s).is_err() {
             self.dropped.inc();
+        }
+    }
+
+    /// A tap that collects the start of the answer as it streams to the client and offers the sample
+    /// when the answer ends (or is dropped).
+    pub fn tap_response(&self, sample: Sample) -> Box<ResponseTap> {
+        Box::new(ResponseTap {
+            sample: Some(sample),
+            buf: bytes::BytesMut::new(),
+            tx: self.tx.clone(),
+            dropped: self.dropped.clone(),
+        })
+    }
+}
+
+/// The start of an answer, kept on its way to the client for its request's sample.
+pub struct ResponseTap {
+    sample: Option<Sample>,
+    buf: bytes::BytesMut,
+    tx: tokio::sync::mpsc::Sender<Sample>,
+    dropped: prometheus_client::metrics::counter::Counter,
+}
+
+impl ResponseTap {
+    pub fn feed(&mut self, data: &[u8]) {
+        let room = MAX_BODY.saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&data[..data.len().min(room)]);
+    }
+}
+
+impl Drop for ResponseTap {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.sample.take() {
+            s.response = self.buf.split().freeze();
+            if self.tx.try_send(s).is_err() {
+                self.dropped.inc();
+            }
         }
     }
 }
@@ -145,7 +184,7 @@ async fn run(mut rx: tokio::sync::mpsc::Receiver<Sample>, path: PathBuf, flush_i
                         headers: &s.headers,
                         body: &s.body,
                         status: s.status,
-                        response: b"",
+                        response: &s.response,
                         at: now(),
                     });
                     changed = true;
@@ -165,11 +204,7 @@ async fn run(mut rx: tokio::sync::mpsc::Receiver<Sample>, path: PathBuf, flush_i
     }
 }
 
-async fn flush(
-    store: &Option<SharedStore>,
-    before: &Arc<Inventories>,
-    live: &HashMap<String, Inventory>,
-) {
+async fn flush(store: &Option<SharedStore>, before: &Arc<Inventories>, live: &HashMap<String, Inventory>) {
     let Some(store) = store else { return };
     let snapshot: Vec<(String, Vec<Endpoint>)> = live
         .iter()

@@ -126,6 +126,7 @@ pub async fn handle(
             headers: crate::discovery::redacted_headers(req.headers()),
             body: Bytes::new(),
             status: 0,
+            response: Bytes::new(),
         }
     });
     let (mut resp, mut outcome) = pipeline(req, &conn, &shared, &rt, &request_id).await;
@@ -146,14 +147,6 @@ pub async fn handle(
         resp.headers_mut().insert(headers::X_REQUEST_ID.clone(), v);
     }
     let status = resp.status().as_u16();
-    if let (Some(mut s), Some(tap)) = (sample, shared.discovery()) {
-        // What the upstream answered as an endpoint; not what we refused, nor what it does not know.
-        if outcome.action == "pass" && !matches!(status, 404 | 405 | 501) {
-            s.status = status;
-            s.body = outcome.discovery_body.take().unwrap_or_default();
-            tap.offer(s);
-        }
-    }
     if !outcome.pending_counts.is_empty() {
         // Limits that count responses (failed logins, 404 runs): counted off the response path.
         let (rt, shared, pending) = (rt.clone(), shared.clone(), std::mem::take(&mut outcome.pending_counts));
@@ -214,6 +207,28 @@ pub async fn handle(
                 bus.emit(e);
             }
         });
+    }
+    if let (Some(mut s), Some(tap)) = (sample, shared.discovery()) {
+        // What the upstream answered as an endpoint; not what we refused, nor what it does not know.
+        if outcome.action == "pass" && !matches!(status, 404 | 405 | 501) {
+            s.status = status;
+            s.body = outcome.discovery_body.take().unwrap_or_default();
+            // Text answers are read on their way out for sensitive data; the sample goes when they end.
+            let text = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ["json", "text", "xml", "form"].iter().any(|t| ct.contains(t)));
+            if text && matches!(resp.body(), RespBody::Upstream(_)) {
+                let (parts, body) = std::mem::replace(&mut resp, Response::new(RespBody::empty())).into_parts();
+                let RespBody::Upstream(b) = body else {
+                    unreachable!("matched above")
+                };
+                resp = Response::from_parts(parts, RespBody::Tapped(b, tap.tap_response(s)));
+            } else {
+                tap.offer(s);
+            }
+        }
     }
     let route = outcome.route.clone().unwrap_or_else(|| Arc::from("-"));
     let elapsed = start.elapsed();

@@ -75,6 +75,11 @@ flush_interval = "200ms"
     for _ in 0..3 {
         c.get(format!("{base}/api/internal/debug")).send().await.unwrap();
     }
+    // Personal data in the answers only.
+    for id in [77, 78] {
+        let r = c.get(format!("{base}/pii/customers/{id}")).send().await.unwrap();
+        assert!(r.text().await.unwrap().contains("aoife@example.ie"));
+    }
     // Blocked: not part of the API.
     let r = c
         .get(format!(
@@ -113,7 +118,8 @@ flush_interval = "200ms"
             "/api/internal/debug",
             "/api/orders",
             "/api/orders/{id}",
-            "/api/products/{param}"
+            "/api/products/{param}",
+            "/pii/customers/{id}"
         ],
         "{doc:#}"
     );
@@ -130,6 +136,12 @@ flush_interval = "200ms"
     let post_order = &paths["/api/orders"]["post"];
     assert_eq!(post_order["x-rampart"]["sensitive"]["email"], 3);
     assert!(post_order["requestBody"]["content"]["application/json"]["schema"]["properties"]["customer"].is_object());
+    assert_eq!(
+        paths["/pii/customers/{id}"]["get"]["x-rampart"]["sensitive"],
+        serde_json::json!({"email": 2, "iban": 2}),
+        "sensitive data in answers"
+    );
+    assert!(get_order["x-rampart"]["sensitive"].get("email").is_none());
     assert!(!doc.to_string().contains("zoe@example.com"), "values are never kept");
     assert!(!doc.to_string().contains("c2lnbmF0dXJl"), "tokens are never kept");
 
@@ -151,6 +163,10 @@ paths:
       parameters: [{name: slug, in: path, required: true, schema: {type: string}}]
       responses: {"200": {description: ok}}
   /api/returns: {get: {responses: {"200": {description: ok}}}}
+  /pii/customers/{id}:
+    get:
+      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+      responses: {"200": {description: ok}}
 "#,
     )
     .unwrap();

@@ -225,11 +225,16 @@ pub async fn backend(name: &'static str) -> Backend {
                         if req.uri().path().starts_with("/slow") {
                             tokio::time::sleep(Duration::from_millis(500)).await;
                         }
-                        let body = serde_json::json!({
+                        let mut body = serde_json::json!({
                             "backend": name,
                             "uri": req.uri().to_string(),
                             "request_id": req.headers().get("x-request-id").and_then(|v| v.to_str().ok()),
                         });
+                        // `/pii/...` answers with personal data, as a customer API does.
+                        if req.uri().path().starts_with("/pii") {
+                            body["contact"] =
+                                serde_json::json!({"email": "aoife@example.ie", "iban": "DE89370400440532013000"});
+                        }
                         inf.fetch_sub(1, Ordering::SeqCst);
                         // `?fail=1` answers 401, as a failed login does.
                         let status = if req.uri().query().is_some_and(|q| q.contains("fail=1")) {
