@@ -24,6 +24,10 @@ pub enum ViolationKind {
     BodyContentType,
     MissingBody,
     Security,
+    /// The answer's status is not one the operation documents.
+    ResponseStatus,
+    /// The answer's body breaks the documented schema, or its media type is not documented.
+    ResponseBody,
 }
 
 impl ViolationKind {
@@ -39,6 +43,8 @@ impl ViolationKind {
             ViolationKind::BodyContentType => "OAS-008",
             ViolationKind::MissingBody => "OAS-009",
             ViolationKind::Security => "OAS-010",
+            ViolationKind::ResponseStatus => "OAS-011",
+            ViolationKind::ResponseBody => "OAS-012",
         }
     }
 
@@ -54,6 +60,8 @@ impl ViolationKind {
             ViolationKind::BodyContentType => "body_content_type",
             ViolationKind::MissingBody => "missing_body",
             ViolationKind::Security => "security",
+            ViolationKind::ResponseStatus => "response_status",
+            ViolationKind::ResponseBody => "response_body",
         }
     }
 }
@@ -156,10 +164,19 @@ impl Credential {
     }
 }
 
+/// Which answers a response entry covers: `200`, `2XX`, or `default`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Statuses {
+    Exact(u16),
+    Class(u16),
+    Default,
+}
+
 struct Operation {
     info: OperationInfo,
     params: Vec<Param>,
     body: Option<Body>,
+    responses: Vec<(Statuses, Vec<Media>)>,
     /// Alternatives, each a set of credentials that must all be present; empty when none is needed.
     security: Vec<Vec<Credential>>,
 }
@@ -382,6 +399,30 @@ impl<'a> Compiler<'a> {
         })
     }
 
+    fn responses(&self, at: At) -> Result<Vec<(Statuses, Vec<Media>)>, SpecError> {
+        let Some(map) = self.value(&at).and_then(Value::as_object) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for code in map.keys() {
+            let statuses = match code.as_str() {
+                "default" => Statuses::Default,
+                c if c.len() == 3 && (c.ends_with("XX") || c.ends_with("xx")) => match c[..1].parse::<u16>() {
+                    Ok(d) => Statuses::Class(d),
+                    Err(_) => continue,
+                },
+                c => match c.parse::<u16>() {
+                    Ok(n) => Statuses::Exact(n),
+                    Err(_) => continue,
+                },
+            };
+            // A response without content documents an empty answer: its media list is empty.
+            let body = self.body(at.child(code))?;
+            out.push((statuses, body.media));
+        }
+        Ok(out)
+    }
+
     fn body(&self, at: At) -> Result<Body, SpecError> {
         let (at, v) = self.follow(at)?;
         let mut media = Vec::new();
@@ -560,6 +601,7 @@ impl Contract {
                     .get("requestBody")
                     .map(|_| c.body(op_at.child("requestBody")))
                     .transpose()?;
+                let responses = c.responses(op_at.child("responses"))?;
                 let security = match op.get("security") {
                     Some(s) => c.security(s, &op_at.child("security"))?,
                     None => global_security.clone(),
@@ -581,6 +623,7 @@ impl Contract {
                         },
                         params,
                         body,
+                        responses,
                         security,
                     },
                 ));
@@ -608,6 +651,104 @@ impl Contract {
         self.paths
             .iter()
             .flat_map(|p| p.operations.iter().map(|(_, o)| &o.info))
+    }
+
+    /// Checks an answer against the operation the request matched: a status the operation documents
+    /// (exactly, by class such as `4XX`, or `default`), and a JSON body that fits the documented schema.
+    /// `complete` is false when `body` is only the start of the answer: the schema is then not checked.
+    pub fn check_response(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+        complete: bool,
+    ) -> Vec<Violation> {
+        let Some(op) = self.operation(method, path) else {
+            return Vec::new();
+        };
+        if op.responses.is_empty() {
+            return Vec::new();
+        }
+        let entry = op
+            .responses
+            .iter()
+            .find(|(s, _)| *s == Statuses::Exact(status))
+            .or_else(|| op.responses.iter().find(|(s, _)| *s == Statuses::Class(status / 100)))
+            .or_else(|| op.responses.iter().find(|(s, _)| *s == Statuses::Default));
+        let Some((_, media)) = entry else {
+            return vec![Violation {
+                kind: ViolationKind::ResponseStatus,
+                location: "response.status".into(),
+                message: format!(
+                    "status {status} is not documented for {} {}",
+                    op.info.method, op.info.template
+                ),
+            }];
+        };
+        let bad = |location: String, message: String| {
+            vec![Violation {
+                kind: ViolationKind::ResponseBody,
+                location,
+                message,
+            }]
+        };
+        if media.is_empty() || body.is_empty() {
+            return Vec::new();
+        }
+        let media_type = content_type
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let Some(m) = media.iter().find(|m| {
+            m.media == media_type
+                || m.media == "*/*"
+                || m.media
+                    .strip_suffix("/*")
+                    .is_some_and(|major| media_type.split('/').next() == Some(major))
+        }) else {
+            let known: Vec<&str> = media.iter().map(|m| m.media.as_str()).collect();
+            return bad(
+                "response.header.content-type".into(),
+                format!("{media_type} is not one of {}", known.join(", ")),
+            );
+        };
+        if !complete || !(media_type == "application/json" || media_type.ends_with("+json")) {
+            return Vec::new();
+        }
+        let Some(validator) = &m.validator else {
+            return Vec::new();
+        };
+        let instance: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return bad("response.body".into(), format!("not JSON: {e}")),
+        };
+        let first = validator
+            .iter_errors(&instance)
+            .next()
+            .map(|err| (error_location(&err), err.to_string()));
+        match first {
+            Some((location, message)) => bad(format!("response.{location}"), message),
+            None => Vec::new(),
+        }
+    }
+
+    /// The operation a method and path match.
+    fn operation(&self, method: &str, path: &str) -> Option<&Operation> {
+        let rest = self.base_paths.iter().find_map(|b| {
+            let rest = path.strip_prefix(b.as_str())?;
+            (rest.starts_with('/') || (rest.is_empty() && !b.is_empty())).then_some(rest)
+        })?;
+        let matched = self.router.at(if rest.is_empty() { "/" } else { rest }).ok()?;
+        self.paths[*matched.value]
+            .operations
+            .iter()
+            .find(|(m, _)| m.as_str() == method)
+            .map(|(_, o)| o)
     }
 
     /// Checks a request against the contract.
@@ -939,6 +1080,12 @@ fn check_body(body: &Body, req: &ApiRequest<'_>) -> Option<Violation> {
     };
     let validator = media.validator.as_ref()?;
     let err = validator.iter_errors(&instance).next()?;
+    schema_error(error_location(&err), err.to_string())
+}
+
+/// Where in a body a schema error is (`body.items[0].quantity`): the missing property of a `required`,
+/// the extra one of an `additionalProperties: false`.
+fn error_location(err: &jsonschema::ValidationError<'_>) -> String {
     let mut location = values::body_location(err.instance_path().as_str());
     match err.kind() {
         jsonschema::error::ValidationErrorKind::Required { property } => {
@@ -954,5 +1101,5 @@ fn check_body(body: &Body, req: &ApiRequest<'_>) -> Option<Violation> {
         }
         _ => {}
     }
-    schema_error(location, err.to_string())
+    location
 }

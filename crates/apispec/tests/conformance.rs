@@ -91,3 +91,76 @@ fn every_case_gets_the_expected_verdict() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn answers_are_checked_against_the_documented_responses() {
+    let dir = std::env::temp_dir().join(format!("rampart-responses-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("api.yaml");
+    std::fs::write(
+        &spec,
+        r#"openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /users/{id}:
+    get:
+      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+      responses:
+        "200":
+          description: a user
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [id, name]
+                properties:
+                  id: {type: integer}
+                  name: {type: string}
+                  nickname: {type: string, nullable: true}
+        4XX:
+          description: client error
+          content:
+            application/problem+json:
+              schema: {type: object, required: [title], properties: {title: {type: string}}}
+"#,
+    )
+    .unwrap();
+    let c = Contract::load(&spec).unwrap();
+    let check = |status, ct: &str, body: &str| {
+        c.check_response("GET", "/users/7", status, Some(ct), body.as_bytes(), true)
+            .into_iter()
+            .map(|v| (v.kind.as_str(), v.location))
+            .collect::<Vec<_>>()
+    };
+    assert!(check(
+        200,
+        "application/json",
+        r#"{"id": 7, "name": "Aoife", "nickname": null}"#
+    )
+    .is_empty());
+    assert!(check(404, "application/problem+json", r#"{"title": "not found"}"#).is_empty());
+    assert_eq!(
+        check(500, "application/json", "{}"),
+        vec![("response_status", "response.status".to_string())]
+    );
+    assert_eq!(
+        check(200, "application/json", r#"{"id": "7", "name": "Aoife"}"#),
+        vec![("response_body", "response.body.id".to_string())]
+    );
+    assert_eq!(
+        check(200, "text/html", "<h1>oops</h1>"),
+        vec![("response_body", "response.header.content-type".to_string())]
+    );
+    // Only the start of a long answer: its schema is not judged.
+    assert!(c
+        .check_response(
+            "GET",
+            "/users/7",
+            200,
+            Some("application/json"),
+            b"{\"id\": 7, \"na",
+            false
+        )
+        .is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}

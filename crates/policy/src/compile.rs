@@ -648,6 +648,7 @@ impl Compiler<'_> {
             spec_at: self.r.position(o.spec.span()),
             enforce,
             unknown_is_violation,
+            check_responses: o.responses.unwrap_or(false),
         }
     }
 

@@ -183,6 +183,8 @@ pub struct OpenApiFile {
     pub mode: Option<S<String>>,
     /// Requests to paths or methods the spec does not define: "block" (default) or "pass".
     pub unknown: Option<S<String>>,
+    /// Check the upstream's answers too (status, JSON body): recorded, never blocked (default false).
+    pub responses: Option<bool>,
 }
 
 /// gRPC calls on a route.

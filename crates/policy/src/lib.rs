@@ -199,6 +199,8 @@ pub struct OpenApiPolicy {
     pub enforce: bool,
     /// Requests to paths and methods the spec does not define are violations (true) or pass (false).
     pub unknown_is_violation: bool,
+    /// The upstream's answers are checked too, and what breaks the contract is recorded.
+    pub check_responses: bool,
 }
 
 /// WebSocket messages on a route: their size and rate per connection.

@@ -179,8 +179,8 @@ pub enum RespBody {
     Upstream(Incoming),
     /// The upstream's stream, its start searched for a marker on the way through.
     Watched(Incoming, Box<MarkerWatch>),
-    /// The upstream's stream, its start kept for API discovery on the way through.
-    Tapped(Incoming, Box<crate::discovery::ResponseTap>),
+    /// The upstream's stream, its start kept on the way through for those that read it once it ends.
+    Tapped(Incoming, Box<AnswerTap>),
     /// The start of the upstream's answer, read already (held to look into it), then the rest.
     Prefixed {
         prefix: Option<Bytes>,
@@ -195,6 +195,47 @@ pub enum RespBody {
         done: bool,
     },
     Full(Option<Bytes>),
+}
+
+/// Reads an answer once it has ended: its first bytes, and whether they are the whole answer.
+pub type AnswerReader = Box<dyn FnOnce(&[u8], bool) + Send>;
+
+/// Keeps the start of the upstream's answer (up to `limit`) as it streams to the client, without
+/// holding it back, for readers that look at it once it has ended or was dropped: API discovery
+/// (sensitive data) and the OpenAPI check of answers.
+pub struct AnswerTap {
+    buf: BytesMut,
+    limit: usize,
+    seen: usize,
+    ended: bool,
+    readers: Vec<AnswerReader>,
+}
+
+impl AnswerTap {
+    pub fn new(limit: usize, readers: Vec<AnswerReader>) -> Box<Self> {
+        Box::new(AnswerTap {
+            buf: BytesMut::new(),
+            limit,
+            seen: 0,
+            ended: false,
+            readers,
+        })
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        self.seen += data.len();
+        let room = self.limit.saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&data[..data.len().min(room)]);
+    }
+}
+
+impl Drop for AnswerTap {
+    fn drop(&mut self) {
+        let complete = self.ended && self.seen <= self.limit;
+        for read in self.readers.drain(..) {
+            read(&self.buf, complete);
+        }
+    }
 }
 
 /// Searches the first `limit` bytes of a body for a marker as it streams past (a login API that answers a
@@ -301,11 +342,17 @@ impl Body for RespBody {
                 Poll::Ready(Some(Ok(Frame::trailers(denial.trailers()))))
             }
             RespBody::Tapped(b, tap) => {
-                let polled = Pin::new(b).poll_frame(cx);
-                if let Poll::Ready(Some(Ok(frame))) = &polled {
-                    if let Some(d) = frame.data_ref() {
-                        tap.feed(d);
+                let polled = Pin::new(&mut *b).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(d) = frame.data_ref() {
+                            tap.feed(d);
+                        }
+                        // hyper stops polling a body that says it has ended: know it from here.
+                        tap.ended |= b.is_end_stream();
                     }
+                    Poll::Ready(None) => tap.ended = true,
+                    _ => {}
                 }
                 polled
             }

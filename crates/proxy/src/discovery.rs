@@ -61,41 +61,16 @@ impl DiscoveryTap {
         }
     }
 
-    /// A tap that collects the start of the answer as it streams to the client and offers the sample
-    /// when the answer ends (or is dropped).
-    pub fn tap_response(&self, sample: Sample) -> Box<ResponseTap> {
-        Box::new(ResponseTap {
-            sample: Some(sample),
-            buf: bytes::BytesMut::new(),
-            tx: self.tx.clone(),
-            dropped: self.dropped.clone(),
-        })
-    }
-}
-
-/// The start of an answer, kept on its way to the client for its request's sample.
-pub struct ResponseTap {
-    sample: Option<Sample>,
-    buf: bytes::BytesMut,
-    tx: tokio::sync::mpsc::Sender<Sample>,
-    dropped: prometheus_client::metrics::counter::Counter,
-}
-
-impl ResponseTap {
-    pub fn feed(&mut self, data: &[u8]) {
-        let room = MAX_BODY.saturating_sub(self.buf.len());
-        self.buf.extend_from_slice(&data[..data.len().min(room)]);
-    }
-}
-
-impl Drop for ResponseTap {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.sample.take() {
-            s.response = self.buf.split().freeze();
-            if self.tx.try_send(s).is_err() {
-                self.dropped.inc();
+    /// A reader of the answer (see [`crate::body::AnswerTap`]) that offers the sample with the
+    /// answer's start once the answer has ended.
+    pub fn answer_reader(&self, mut sample: Sample) -> crate::body::AnswerReader {
+        let (tx, dropped) = (self.tx.clone(), self.dropped.clone());
+        Box::new(move |body: &[u8], _complete: bool| {
+            sample.response = Bytes::copy_from_slice(&body[..body.len().min(MAX_BODY)]);
+            if tx.try_send(sample).is_err() {
+                dropped.inc();
             }
-        }
+        })
     }
 }
 

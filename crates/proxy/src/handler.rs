@@ -45,6 +45,8 @@ struct Outcome {
     pending_abuse: Vec<rampart_guard::PendingAbuse>,
     /// The start of the inspected body, kept for API discovery when it is on.
     discovery_body: Option<Bytes>,
+    /// The check of the upstream's answer, and the request's host for its events.
+    answer_check: Option<(Box<dyn crate::inspect::AnswerCheck>, String)>,
 }
 
 struct EventFacts {
@@ -87,6 +89,7 @@ impl Outcome {
             pending_counts: Vec::new(),
             pending_abuse: Vec::new(),
             discovery_body: None,
+            answer_check: None,
         }
     }
 }
@@ -208,27 +211,69 @@ pub async fn handle(
             }
         });
     }
+    // Readers of the upstream's answer once it has ended: discovery (sensitive data) and the OpenAPI
+    // check of answers. The answer streams on; only its start is kept for them.
+    let content_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let upstream_answer = matches!(resp.body(), RespBody::Upstream(_));
+    let mut readers: Vec<crate::body::AnswerReader> = Vec::new();
     if let (Some(mut s), Some(tap)) = (sample, shared.discovery()) {
         // What the upstream answered as an endpoint; not what we refused, nor what it does not know.
         if outcome.action == "pass" && !matches!(status, 404 | 405 | 501) {
             s.status = status;
             s.body = outcome.discovery_body.take().unwrap_or_default();
-            // Text answers are read on their way out for sensitive data; the sample goes when they end.
-            let text = resp
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
+            let text = content_type
+                .as_deref()
                 .is_some_and(|ct| ["json", "text", "xml", "form"].iter().any(|t| ct.contains(t)));
-            if text && matches!(resp.body(), RespBody::Upstream(_)) {
-                let (parts, body) = std::mem::replace(&mut resp, Response::new(RespBody::empty())).into_parts();
-                let RespBody::Upstream(b) = body else {
-                    unreachable!("matched above")
-                };
-                resp = Response::from_parts(parts, RespBody::Tapped(b, tap.tap_response(s)));
+            if text && upstream_answer {
+                readers.push(tap.answer_reader(s));
             } else {
                 tap.offer(s);
             }
         }
+    }
+    if let (Some((check, host)), true) = (outcome.answer_check.take(), upstream_answer) {
+        let bus = shared.events().cloned();
+        let route = outcome.route.clone().unwrap_or_else(|| Arc::from("-"));
+        let (request_id, client) = (request_id.clone(), outcome.client_ip.unwrap_or(conn.client));
+        let (method, path, ct) = (method.clone(), path_for_log.clone(), content_type.clone());
+        readers.push(Box::new(move |body: &[u8], complete: bool| {
+            let findings = check.check(status, ct.as_deref(), body, complete);
+            let Some(bus) = bus.filter(|_| !findings.is_empty()) else {
+                return;
+            };
+            let inspection = Inspection {
+                findings,
+                ..Default::default()
+            };
+            let mut e = crate::inspect::message_event(crate::inspect::MessageEvent {
+                request_id: &request_id,
+                client_ip: client,
+                method: method.as_str(),
+                host: &host,
+                path: &path,
+                route: &route,
+                inspection: &inspection,
+                block: false,
+                reason: "answer outside the OpenAPI contract".into(),
+                point_prefix: "",
+            });
+            e.status = status;
+            bus.emit(e);
+        }));
+    }
+    if !readers.is_empty() {
+        let (parts, body) = std::mem::replace(&mut resp, Response::new(RespBody::empty())).into_parts();
+        let RespBody::Upstream(b) = body else {
+            unreachable!("readers are only added for the upstream's answer")
+        };
+        resp = Response::from_parts(
+            parts,
+            RespBody::Tapped(b, crate::body::AnswerTap::new(ANSWER_HELD, readers)),
+        );
     }
     let route = outcome.route.clone().unwrap_or_else(|| Arc::from("-"));
     let elapsed = start.elapsed();
@@ -588,13 +633,15 @@ async fn pipeline(
     }
 
     if mode != Mode::Off {
-        let inspection = rt.inspector.inspect(&RequestContext {
+        let ctx = RequestContext {
             route,
             parts: &parts,
             body: &inspected,
             body_truncated: truncated,
             client_ip,
-        });
+        };
+        let inspection = rt.inspector.inspect(&ctx);
+        outcome.answer_check = rt.inspector.answer_check(&ctx).map(|c| (c, host.clone()));
         let attack = inspection.attack || overrides.threshold.is_some_and(|t| inspection.score >= t);
         let report = inspection.report;
         outcome.inspection = Some(inspection);
@@ -747,6 +794,9 @@ fn report_masked(
     }];
     bus.emit(e);
 }
+
+/// The most of an answer kept for its readers (discovery, the OpenAPI check of answers).
+const ANSWER_HELD: usize = 64 * 1024;
 
 /// Bodies of declared length up to this size are read whole before they are forwarded, even on routes that
 /// do not inspect.

@@ -91,6 +91,18 @@ pub fn message_event(m: MessageEvent<'_>) -> rampart_events::Event {
 
 pub trait Inspector: Send + Sync {
     fn inspect(&self, ctx: &RequestContext<'_>) -> Inspection;
+
+    /// A check of the upstream's answer to this request, for routes that check answers (an OpenAPI
+    /// contract with `responses = true`). It runs once the answer has gone to the client.
+    fn answer_check(&self, _ctx: &RequestContext<'_>) -> Option<Box<dyn AnswerCheck>> {
+        None
+    }
+}
+
+/// Findings about an answer: its status, content type, and body (the whole body when `complete`, else its
+/// start).
+pub trait AnswerCheck: Send + 'static {
+    fn check(&self, status: u16, content_type: Option<&str>, body: &[u8], complete: bool) -> Vec<FindingSummary>;
 }
 
 pub trait InspectorFactory: Send + Sync {

@@ -4,7 +4,7 @@
 use rampart_apispec::{ApiRequest, Contract, ViolationKind};
 use rampart_detect::{DetectionConfig, Detector, Verdict};
 use rampart_policy::{ConfigErrors, Diagnostic, OpenApiPolicy, Policy};
-use rampart_proxy::inspect::{FindingSummary, RequestContext};
+use rampart_proxy::inspect::{AnswerCheck, FindingSummary, RequestContext};
 use rampart_proxy::{Inspection, Inspector, InspectorFactory};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -199,6 +199,41 @@ impl Inspector for DetectInspector {
             }
         }
         inspection
+    }
+
+    fn answer_check(&self, ctx: &RequestContext<'_>) -> Option<Box<dyn AnswerCheck>> {
+        let (contract, policy) = self.contracts.get(&ctx.route.name)?;
+        policy.check_responses.then(|| {
+            Box::new(ContractAnswer {
+                contract: contract.clone(),
+                method: ctx.parts.method.as_str().to_string(),
+                path: ctx.parts.uri.path().to_string(),
+            }) as Box<dyn AnswerCheck>
+        })
+    }
+}
+
+/// The check of one answer against the operation its request matched.
+struct ContractAnswer {
+    contract: Arc<Contract>,
+    method: String,
+    path: String,
+}
+
+impl AnswerCheck for ContractAnswer {
+    fn check(&self, status: u16, content_type: Option<&str>, body: &[u8], complete: bool) -> Vec<FindingSummary> {
+        self.contract
+            .check_response(&self.method, &self.path, status, content_type, body, complete)
+            .into_iter()
+            .map(|v| FindingSummary {
+                class: "api".into(),
+                rule_id: v.kind.rule_id().into(),
+                score: 0,
+                point: v.location,
+                decode_chain: Vec::new(),
+                evidence: v.message.chars().take(160).collect(),
+            })
+            .collect()
     }
 }
 

@@ -178,3 +178,111 @@ fn a_spec_that_does_not_load_is_refused_with_the_config_line() {
         "{stderr}"
     );
 }
+
+/// With `responses = true` the upstream's answers are checked against the operation too, after they
+/// have gone to the client unchanged: an undocumented status and a body without a required property are
+/// recorded (action monitor), and nothing is blocked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_outside_the_contract_are_recorded_not_blocked() {
+    let app = backend("users").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.yaml"),
+        r#"openapi: 3.1.0
+info: {title: users, version: "1"}
+paths:
+  /users/{id}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: integer}}
+        - {name: fail, in: query, schema: {type: integer}}
+      responses:
+        "200":
+          description: a user
+          content:
+            application/json:
+              schema: {type: object, required: [backend, name], properties: {backend: {type: string}}}
+"#,
+    )
+    .unwrap();
+    let port = free_port();
+    let config = format!(
+        r#"data_dir = "./data"
+
+[log]
+access = false
+
+[[listeners]]
+addr = "127.0.0.1:{port}"
+
+[upstreams.app]
+targets = ["http://{backend}"]
+
+[[routes]]
+name = "users"
+path = "/users"
+upstream = "app"
+mode = "block"
+[routes.openapi]
+spec = "users.yaml"
+responses = true
+
+[[events.sinks]]
+name = "file"
+type = "jsonl"
+flush_interval = "50ms"
+"#,
+        backend = app.addr
+    );
+    let proc = run_with_config(dir.path(), &config);
+    let c = http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The backend answers {"backend", "uri", "request_id"}: no `name`.
+    let r = c.get(format!("{base}/users/7")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", proc.dump());
+    assert!(
+        r.text().await.unwrap().contains("\"backend\":\"users\""),
+        "the answer is passed unchanged"
+    );
+    // `?fail=1` makes it answer 401, which the operation does not document.
+    let r = c.get(format!("{base}/users/7?fail=1")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    let mut events = String::new();
+    for _ in 0..40 {
+        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
+        if events.contains("OAS-011") && events.contains("OAS-012") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answers: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["reason"] == "answer outside the OpenAPI contract")
+        .collect();
+    assert_eq!(answers.len(), 2, "{events}");
+    for e in &answers {
+        assert_eq!(e["action"], "monitor");
+        assert_eq!(e["route"], "users");
+    }
+    let found: Vec<(&str, &str, u64)> = answers
+        .iter()
+        .map(|e| {
+            (
+                e["findings"][0]["rule_id"].as_str().unwrap(),
+                e["findings"][0]["point"].as_str().unwrap(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(found.contains(&("OAS-012", "response.body.name", 200)), "{found:?}");
+    assert!(found.contains(&("OAS-011", "response.status", 401)), "{found:?}");
+    drop(proc);
+}
