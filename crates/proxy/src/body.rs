@@ -160,18 +160,21 @@ impl Body for ProxyBody {
                 h.set_lower(data.as_ref().map_or(0, |d| d.len() as u64));
                 h
             }
-            ProxyBody::Stream { prefix, rest, .. } => {
-                let p = prefix.as_ref().map_or(0, |p| p.len() as u64);
-                let h = rest.size_hint();
-                let mut out = SizeHint::new();
-                out.set_lower(h.lower() + p);
-                if let Some(u) = h.upper() {
-                    out.set_upper(u + p);
-                }
-                out
-            }
+            ProxyBody::Stream { prefix, rest, .. } => prefixed_hint(prefix.as_ref(), rest),
         }
     }
+}
+
+/// The size of a body made of bytes already read and the rest of a stream.
+fn prefixed_hint(prefix: Option<&Bytes>, rest: &Incoming) -> SizeHint {
+    let p = prefix.map_or(0, |p| p.len() as u64);
+    let h = rest.size_hint();
+    let mut out = SizeHint::new();
+    out.set_lower(h.lower() + p);
+    if let Some(u) = h.upper() {
+        out.set_upper(u + p);
+    }
+    out
 }
 
 /// The body sent back to the client.
@@ -377,16 +380,7 @@ impl Body for RespBody {
         match self {
             RespBody::Upstream(b) | RespBody::Watched(b, _) | RespBody::Tapped(b, _) => b.size_hint(),
             RespBody::GrpcGuarded { .. } => SizeHint::new(),
-            RespBody::Prefixed { prefix, rest } => {
-                let p = prefix.as_ref().map_or(0, |p| p.len() as u64);
-                let h = rest.size_hint();
-                let mut out = SizeHint::new();
-                out.set_lower(h.lower() + p);
-                if let Some(u) = h.upper() {
-                    out.set_upper(u + p);
-                }
-                out
-            }
+            RespBody::Prefixed { prefix, rest } => prefixed_hint(prefix.as_ref(), rest),
             RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }

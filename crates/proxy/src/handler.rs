@@ -769,29 +769,32 @@ fn report_masked(
     let Some(bus) = shared.events() else {
         return;
     };
-    let mut e = rampart_events::Event::new(
-        rampart_events::EventKind::Request,
-        if mode == Mode::Block {
-            rampart_events::Action::Mask
-        } else {
-            rampart_events::Action::Monitor
-        },
-    );
-    e.request_id = request_id.to_string();
-    e.client_ip = client_ip.to_string();
-    e.method = method.to_string();
-    e.host = host.to_string();
-    e.path = path.to_string();
-    e.route = route.name.to_string();
-    e.reason = Some(format!("GraphQL answer with {} field suggestion(s)", found.count));
-    e.findings = vec![rampart_events::Finding {
-        class: "graphql".into(),
-        rule_id: "GQL-011".into(),
-        score: 0,
-        point: "response.errors.message".into(),
-        evidence: found.evidence,
-        decode_chain: Vec::new(),
-    }];
+    let inspection = Inspection {
+        findings: vec![crate::inspect::FindingSummary {
+            class: "graphql".into(),
+            rule_id: "GQL-011".into(),
+            score: 0,
+            point: "response.errors.message".into(),
+            decode_chain: Vec::new(),
+            evidence: found.evidence,
+        }],
+        ..Default::default()
+    };
+    let mut e = crate::inspect::message_event(crate::inspect::MessageEvent {
+        request_id,
+        client_ip,
+        method,
+        host,
+        path,
+        route: &route.name,
+        inspection: &inspection,
+        block: false,
+        reason: format!("GraphQL answer with {} field suggestion(s)", found.count),
+        point_prefix: "",
+    });
+    if mode == Mode::Block {
+        e.action = rampart_events::Action::Mask;
+    }
     bus.emit(e);
 }
 
@@ -1255,18 +1258,7 @@ fn request_event(
         .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(256).collect());
     if let Some(i) = &outcome.inspection {
         e.score = i.score;
-        e.findings = i
-            .findings
-            .iter()
-            .map(|f| Finding {
-                class: f.class.clone(),
-                rule_id: f.rule_id.clone(),
-                score: f.score,
-                point: f.point.clone(),
-                evidence: f.evidence.clone(),
-                decode_chain: f.decode_chain.iter().map(|d| d.to_string()).collect(),
-            })
-            .collect();
+        e.findings = i.findings.iter().map(|f| f.to_event("")).collect();
     }
     if let Some((class, rule_id)) = facts.refusal {
         e.findings.push(Finding {

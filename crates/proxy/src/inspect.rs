@@ -60,7 +60,7 @@ pub struct MessageEvent<'a> {
 }
 
 pub fn message_event(m: MessageEvent<'_>) -> rampart_events::Event {
-    use rampart_events::{Action, Event, EventKind, Finding};
+    use rampart_events::{Action, Event, EventKind};
     let mut e = Event::new(
         EventKind::Request,
         if m.block { Action::Block } else { Action::Monitor },
@@ -77,16 +77,23 @@ pub fn message_event(m: MessageEvent<'_>) -> rampart_events::Event {
         .inspection
         .findings
         .iter()
-        .map(|f| Finding {
-            class: f.class.clone(),
-            rule_id: f.rule_id.clone(),
-            score: f.score,
-            point: format!("{}{}", m.point_prefix, f.point),
-            evidence: f.evidence.clone(),
-            decode_chain: f.decode_chain.iter().map(|d| d.to_string()).collect(),
-        })
+        .map(|f| f.to_event(m.point_prefix))
         .collect();
     e
+}
+
+impl FindingSummary {
+    /// The finding as events carry it, its point under `point_prefix` (`ws.` for WebSocket messages).
+    pub fn to_event(&self, point_prefix: &str) -> rampart_events::Finding {
+        rampart_events::Finding {
+            class: self.class.clone(),
+            rule_id: self.rule_id.clone(),
+            score: self.score,
+            point: format!("{point_prefix}{}", self.point),
+            evidence: self.evidence.clone(),
+            decode_chain: self.decode_chain.iter().map(|d| d.to_string()).collect(),
+        }
+    }
 }
 
 pub trait Inspector: Send + Sync {

@@ -175,21 +175,10 @@ impl Inspector for DetectInspector {
                 .filter(|v| policy.unknown_is_violation || !unknown(v.kind))
                 .collect();
             if !violations.is_empty() {
-                for v in violations {
-                    let mut evidence = v.message;
-                    if evidence.len() > 160 {
-                        let cut = (0..=160).rev().find(|&i| evidence.is_char_boundary(i)).unwrap_or(0);
-                        evidence.truncate(cut);
-                    }
-                    inspection.findings.push(FindingSummary {
-                        class: "api".into(),
-                        rule_id: v.kind.rule_id().into(),
-                        score: if policy.enforce { VIOLATION_SCORE } else { 0 },
-                        point: v.location,
-                        decode_chain: Vec::new(),
-                        evidence,
-                    });
-                }
+                let score = if policy.enforce { VIOLATION_SCORE } else { 0 };
+                inspection
+                    .findings
+                    .extend(violations.into_iter().map(|v| violation_finding(v, score)));
                 if policy.enforce {
                     inspection.score += VIOLATION_SCORE;
                     inspection.attack = true;
@@ -225,15 +214,20 @@ impl AnswerCheck for ContractAnswer {
         self.contract
             .check_response(&self.method, &self.path, status, content_type, body, complete)
             .into_iter()
-            .map(|v| FindingSummary {
-                class: "api".into(),
-                rule_id: v.kind.rule_id().into(),
-                score: 0,
-                point: v.location,
-                decode_chain: Vec::new(),
-                evidence: v.message.chars().take(160).collect(),
-            })
+            .map(|v| violation_finding(v, 0))
             .collect()
+    }
+}
+
+/// A contract violation as a finding of class `api`, its message as evidence.
+fn violation_finding(v: rampart_apispec::Violation, score: u32) -> FindingSummary {
+    FindingSummary {
+        class: "api".into(),
+        rule_id: v.kind.rule_id().into(),
+        score,
+        point: v.location,
+        decode_chain: Vec::new(),
+        evidence: v.message.chars().take(160).collect(),
     }
 }
 

@@ -215,12 +215,7 @@ async fn generated_traffic_for_a_known_spec_is_recovered_through_the_gateway() {
     let c = http_client();
     let base = format!("http://127.0.0.1:{port}");
     // Ready when it listens (a probe request would be an endpoint of its own).
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(port, &proc).await;
     // Values as clients send them: integers, UUIDs, slugs, codes; a small xorshift keeps runs equal.
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move || {

@@ -15,7 +15,6 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 type Chunks = StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 
@@ -119,12 +118,7 @@ flush_interval = "50ms"
             (status, r.text().await.unwrap())
         }
     };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(port, &proc).await;
 
     // Benign: variables with prose and apostrophes, a fragment, a directive; and a GET.
     let benign = serde_json::json!({
@@ -191,14 +185,7 @@ flush_interval = "50ms"
     let (_, answer) = post("/monitor/graphql", serde_json::json!({ "query": "{ usr { id } }" })).await;
     assert!(answer.contains(r#"Did you mean \"user\" or \"users\"?"#), "{answer}");
 
-    let mut events = String::new();
-    for _ in 0..40 {
-        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
-        if events.matches("GQL-011").count() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let events = events_until(dir.path(), |events| events.matches("GQL-011").count() >= 2).await;
     let leaks: Vec<serde_json::Value> = events
         .lines()
         .filter(|l| l.contains("GQL-011"))

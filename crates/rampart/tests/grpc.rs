@@ -298,14 +298,7 @@ service Board {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "no attack reached the service");
     // With the .proto, the finding names the field.
-    let mut events = String::new();
-    for _ in 0..40 {
-        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
-        if events.lines().count() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let events = events_until(dir.path(), |events| events.lines().count() >= 3).await;
     assert!(
         events.contains(r#""point":"body.grpc.0.note.body.text""#),
         "no named point in the events: {events:.3000}"
@@ -492,12 +485,7 @@ flush_interval = "50ms"
     );
     let proc = run_with_config(dir.path(), &config);
     let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(port, &proc).await;
 
     // A chat in lockstep: each message waits for the answer to the one before. Returns the answers and
     // how the stream ended.
@@ -556,14 +544,7 @@ flush_interval = "50ms"
     assert!(!seen.lock().unwrap().iter().any(|t| t == "message 4"));
 
     // The attack is an event naming the stream's method and the field.
-    let mut events = String::new();
-    for _ in 0..40 {
-        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
-        if events.contains("GRPC-007") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let events = events_until(dir.path(), |events| events.contains("GRPC-007")).await;
     let attack = events
         .lines()
         .find(|l| l.contains("sqli"))

@@ -106,14 +106,10 @@ flush_interval = "50ms"
         assert_eq!(got, 200, "monitored {method} {target}");
     }
 
-    let mut events = String::new();
-    for _ in 0..40 {
-        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
-        if events.lines().filter(|l| l.contains("OAS-")).count() >= 8 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let events = events_until(dir.path(), |events| {
+        events.lines().filter(|l| l.contains("OAS-")).count() >= 8
+    })
+    .await;
     let found: Vec<(String, String, String, String)> = events
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -237,12 +233,7 @@ flush_interval = "50ms"
     let proc = run_with_config(dir.path(), &config);
     let c = http_client();
     let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(port, &proc).await;
     // The backend answers {"backend", "uri", "request_id"}: no `name`.
     let r = c.get(format!("{base}/users/7")).send().await.unwrap();
     assert_eq!(r.status(), 200, "{}", proc.dump());
@@ -254,14 +245,10 @@ flush_interval = "50ms"
     let r = c.get(format!("{base}/users/7?fail=1")).send().await.unwrap();
     assert_eq!(r.status(), 401);
 
-    let mut events = String::new();
-    for _ in 0..40 {
-        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
-        if events.contains("OAS-011") && events.contains("OAS-012") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let events = events_until(dir.path(), |events| {
+        events.contains("OAS-011") && events.contains("OAS-012")
+    })
+    .await;
     let answers: Vec<serde_json::Value> = events
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -206,14 +206,7 @@ flush_interval = "50ms"
     assert!(flooded <= 11, "{flooded} messages passed a burst of 10");
 
     // The event names the route and the finding.
-    let mut events = String::new();
-    for _ in 0..40 {
-        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
-        if events.contains("WEBSOCKET") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let events = events_until(dir.path(), |events| events.contains("WEBSOCKET")).await;
     let e: serde_json::Value = serde_json::from_str(
         events
             .lines()
@@ -582,14 +575,7 @@ flush_interval = "50ms"
         Some(Ok(Message::Close(c))) => assert_eq!(c.map(|c| c.code), Some(CloseCode::Policy)),
         other => panic!("expected a close, got {other:?}"),
     }
-    let mut events = String::new();
-    for _ in 0..40 {
-        events = std::fs::read_to_string(dir.path().join("data/events.jsonl")).unwrap_or_default();
-        if events.contains("server message") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let events = events_until(dir.path(), |events| events.contains("server message")).await;
     let line = events
         .lines()
         .find(|l| l.contains("server message"))

@@ -47,6 +47,31 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits (at most 10 s) until something listens on `port` of 127.0.0.1.
+pub async fn wait_listening(port: u16, proc: &Proc) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the gateway never listened on {port}: {}", proc.dump());
+}
+
+/// The events file of a gateway run in `dir` (a jsonl sink writing data/events.jsonl), read until `done`
+/// holds for it or 2 s have passed.
+pub async fn events_until(dir: &Path, done: impl Fn(&str) -> bool) -> String {
+    let mut events = String::new();
+    for _ in 0..40 {
+        events = std::fs::read_to_string(dir.join("data/events.jsonl")).unwrap_or_default();
+        if done(&events) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    events
+}
+
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
