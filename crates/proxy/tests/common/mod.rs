@@ -581,6 +581,8 @@ pub struct TestCert {
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
     pub der: rustls::pki_types::CertificateDer<'static>,
+    /// Where the files are, kept while the certificate is.
+    _dir: TempDir,
 }
 
 /// A self-signed certificate for `names`, written to a fresh temp directory.
@@ -595,11 +597,28 @@ pub fn self_signed(names: &[&str]) -> TestCert {
         cert_path,
         key_path,
         der: ck.cert.der().clone(),
+        _dir: dir,
+    }
+}
+
+/// A directory of a test's own under the system temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
 /// A new empty directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
+pub fn temp_dir(tag: &str) -> TempDir {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "rampart-proxy-test-{}-{tag}-{}",
@@ -608,7 +627,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 pub fn tls_client_config(
