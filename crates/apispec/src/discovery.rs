@@ -226,6 +226,12 @@ pub struct MethodStats {
 }
 
 impl MethodStats {
+    /// The request rate between first and last seen (over one minute at least).
+    pub fn per_minute(&self) -> f64 {
+        let minutes = (self.last_seen.saturating_sub(self.first_seen) as f64 / 60.0).max(1.0);
+        (self.hits as f64 / minutes * 100.0).round() / 100.0
+    }
+
     pub fn merge(&mut self, o: &MethodStats) {
         if self.hits == 0 || o.first_seen < self.first_seen {
             self.first_seen = o.first_seen;
@@ -557,6 +563,7 @@ pub fn export(endpoints: &[Endpoint], title: &str) -> Value {
             "responses": s.statuses.keys().map(|c| (c.to_string(), json!({"description": "seen"}))).collect::<serde_json::Map<_, _>>(),
             "x-rampart": {
                 "hits": s.hits,
+                "per_minute": s.per_minute(),
                 "first_seen": s.first_seen,
                 "last_seen": s.last_seen,
                 "auth": s.auth,
@@ -735,6 +742,7 @@ mod tests {
             (orders.stats.hits, orders.stats.first_seen, orders.stats.last_seen),
             (60, 0, 59)
         );
+        assert_eq!(orders.stats.per_minute(), 60.0);
     }
 
     #[test]

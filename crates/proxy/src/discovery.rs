@@ -40,9 +40,16 @@ pub struct Sample {
     pub response: Bytes,
 }
 
+/// What the discovery task is sent.
+enum Msg {
+    Sample(Box<Sample>),
+    /// Write the inventory now, and say when it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 /// The request stage's end of discovery.
 pub struct DiscoveryTap {
-    tx: tokio::sync::mpsc::Sender<Sample>,
+    tx: tokio::sync::mpsc::Sender<Msg>,
     /// Requests observed per 1,000.
     per_mille: u64,
     seen: AtomicU64,
@@ -56,9 +63,16 @@ impl DiscoveryTap {
     }
 
     pub fn offer(&self, s: Sample) {
-        if self.tx.try_send(s).is_err() {
+        if self.tx.try_send(Msg::Sample(Box::new(s))).is_err() {
             self.dropped.inc();
         }
+    }
+
+    /// Writes the inventory now (at shutdown); false when it was not written within `within`.
+    pub async fn flush(&self, within: Duration) -> bool {
+        let (done, written) = tokio::sync::oneshot::channel();
+        let asked = async { self.tx.send(Msg::Flush(done)).await.is_ok() && written.await.is_ok() };
+        tokio::time::timeout(within, asked).await.unwrap_or(false)
     }
 
     /// A reader of the answer (see [`crate::body::AnswerTap`]) that offers the sample with the
@@ -67,7 +81,7 @@ impl DiscoveryTap {
         let (tx, dropped) = (self.tx.clone(), self.dropped.clone());
         Box::new(move |body: &[u8], _complete: bool| {
             sample.response = Bytes::copy_from_slice(&body[..body.len().min(MAX_BODY)]);
-            if tx.try_send(sample).is_err() {
+            if tx.try_send(Msg::Sample(Box::new(sample))).is_err() {
                 dropped.inc();
             }
         })
@@ -119,7 +133,7 @@ pub fn start(
     }
 }
 
-async fn run(mut rx: tokio::sync::mpsc::Receiver<Sample>, path: PathBuf, flush_interval: Duration) {
+async fn run(mut rx: tokio::sync::mpsc::Receiver<Msg>, path: PathBuf, flush_interval: Duration) {
     let opened = {
         let path = path.clone();
         tokio::task::spawn_blocking(move || {
@@ -147,8 +161,15 @@ async fn run(mut rx: tokio::sync::mpsc::Receiver<Sample>, path: PathBuf, flush_i
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            s = rx.recv() => match s {
-                Some(s) => {
+            msg = rx.recv() => match msg {
+                Some(Msg::Flush(done)) => {
+                    if changed {
+                        flush(&store, &before, &live).await;
+                        changed = false;
+                    }
+                    let _ = done.send(());
+                }
+                Some(Msg::Sample(s)) => {
                     if !live.contains_key(&s.host) && live.len() >= MAX_HOSTS {
                         continue;
                     }

@@ -142,6 +142,11 @@ pub async fn run(
     if left > 0 {
         tracing::warn!(connections = left, "grace period over; closing remaining connections");
     }
+    if let Some(d) = shared.discovery() {
+        if !d.flush(std::time::Duration::from_secs(5)).await {
+            tracing::warn!("API inventory not written at shutdown within 5s");
+        }
+    }
     // Deliver what is buffered; a sink that is down gets one last attempt, not a backoff.
     let flushed = tokio::task::spawn_blocking(move || events.shutdown(std::time::Duration::from_secs(5)))
         .await
