@@ -223,6 +223,9 @@ pub struct MethodStats {
     pub body: BTreeMap<String, FieldStats>,
     /// Sensitive data by kind: requests and answers that carried it.
     pub sensitive: BTreeMap<String, u64>,
+    /// Requests to this endpoint that were found to be attacks (blocked or monitored).
+    #[serde(default)]
+    pub attacks: u64,
 }
 
 impl MethodStats {
@@ -238,6 +241,7 @@ impl MethodStats {
         }
         self.last_seen = self.last_seen.max(o.last_seen);
         self.hits += o.hits;
+        self.attacks += o.attacks;
         for (s, n) in &o.statuses {
             *self.statuses.entry(*s).or_default() += n;
         }
@@ -329,6 +333,25 @@ pub struct Inventory {
 impl Inventory {
     pub fn new() -> Self {
         Inventory::default()
+    }
+
+    /// Counts an attack against an endpoint already known (an attack never creates one: scanners would
+    /// fill the inventory with endpoints that do not exist).
+    pub fn observe_attack(&mut self, method: &str, path: &str) {
+        let mut node = &mut self.root;
+        for raw in path.split('/').filter(|s| !s.is_empty()) {
+            let seg = values::decode_segment(raw);
+            let next = match segment_kind(&seg) {
+                Some(kind) => node.params.get_mut(kind),
+                None if node.literals.contains_key(&seg) => node.literals.get_mut(&seg),
+                None => node.params.get_mut("param"),
+            };
+            let Some(next) = next else { return };
+            node = next;
+        }
+        if let Some(s) = node.methods.get_mut(&method.to_ascii_uppercase()) {
+            s.attacks += 1;
+        }
     }
 
     pub fn observe(&mut self, o: &Observation<'_>) {
@@ -531,6 +554,9 @@ pub fn risk(e: &Endpoint, documented: bool, deprecated: bool) -> u32 {
     if deprecated {
         r += 2;
     }
+    if s.attacks > 0 {
+        r += 2;
+    }
     if ["POST", "PUT", "PATCH", "DELETE"].contains(&e.method.as_str()) {
         r += 1;
     }
@@ -564,6 +590,7 @@ pub fn export(endpoints: &[Endpoint], title: &str) -> Value {
             "x-rampart": {
                 "hits": s.hits,
                 "per_minute": s.per_minute(),
+                "attacks": s.attacks,
                 "first_seen": s.first_seen,
                 "last_seen": s.last_seen,
                 "auth": s.auth,
@@ -743,6 +770,18 @@ mod tests {
             (60, 0, 59)
         );
         assert_eq!(orders.stats.per_minute(), 60.0);
+    }
+
+    #[test]
+    fn attacks_count_on_known_endpoints_only() {
+        let mut inv = Inventory::new();
+        see(&mut inv, "GET", "/orders/7", 1);
+        inv.observe_attack("GET", "/orders/8");
+        inv.observe_attack("GET", "/wp-admin/setup.php");
+        let e = inv.endpoints();
+        assert_eq!(e.len(), 1, "no endpoint from an attack");
+        assert_eq!(e[0].stats.attacks, 1);
+        assert!(risk(&e[0], true, false) >= 2 + 2, "no auth and attacked");
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Sample {
     pub status: u16,
     /// The start of the answer's body (text answers only), for sensitive data.
     pub response: Bytes,
+    /// The request was found to be an attack: it only counts against a known endpoint.
+    pub attack: bool,
 }
 
 /// What the discovery task is sent.
@@ -168,6 +170,12 @@ async fn run(mut rx: tokio::sync::mpsc::Receiver<Msg>, path: PathBuf, flush_inte
                         changed = false;
                     }
                     let _ = done.send(());
+                }
+                Some(Msg::Sample(s)) if s.attack => {
+                    if let Some(inv) = live.get_mut(&s.host) {
+                        inv.observe_attack(s.method.as_str(), &s.path);
+                        changed = true;
+                    }
                 }
                 Some(Msg::Sample(s)) => {
                     if !live.contains_key(&s.host) && live.len() >= MAX_HOSTS {

@@ -130,6 +130,7 @@ pub async fn handle(
             body: Bytes::new(),
             status: 0,
             response: Bytes::new(),
+            attack: false,
         }
     });
     let (mut resp, mut outcome) = pipeline(req, &conn, &shared, &rt, &request_id).await;
@@ -233,6 +234,10 @@ pub async fn handle(
             } else {
                 tap.offer(s);
             }
+        } else if matches!(outcome.action, "block" | "monitor") && outcome.route.is_some() {
+            // An attack counts against the endpoint it targeted, when that endpoint is known.
+            s.attack = true;
+            tap.offer(s);
         }
     }
     if let (Some((check, host)), true) = (outcome.answer_check.take(), upstream_answer) {
