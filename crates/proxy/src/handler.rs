@@ -386,6 +386,12 @@ async fn pipeline(
 
     // RFC 8441: a WebSocket over HTTP/2 is inspected and forwarded as the HTTP/1.1 upgrade it stands for.
     let h2_accept = h2_websocket.then(|| crate::websocket::h2_connect_to_h1_upgrade(&mut parts));
+    if headers::is_server_options(&parts) {
+        let mut resp = Response::new(RespBody::empty());
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(headers::ALLOWED_METHODS));
+        return (resp, Outcome::new("server_options"));
+    }
     let host = headers::request_host(&parts).to_string();
     let Some(route) = policy.routes.find(&host, parts.uri.path()) else {
         return (

@@ -181,6 +181,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// True for an HTTP/1.1 protocol-switch request (`Connection: upgrade` + `Upgrade: x`).
+/// `OPTIONS *` (RFC 9110 section 9.3.7): a question about the server's capabilities, answered by the
+/// gateway itself.
+pub fn is_server_options(parts: &http::request::Parts) -> bool {
+    parts.method == http::Method::OPTIONS && parts.uri.path() == "*"
+}
+
+/// The methods the gateway relays, as `OPTIONS *` lists them.
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 pub fn is_upgrade(version: http::Version, headers: &HeaderMap) -> bool {
     version == http::Version::HTTP_11
         && headers.contains_key(header::UPGRADE)

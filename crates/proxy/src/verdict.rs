@@ -17,6 +17,8 @@ pub enum Decision {
         status: u16,
     },
     NoRoute,
+    /// `OPTIONS *`, which asks about the server, not a resource: the gateway answers it (200, `Allow`).
+    ServerOptions,
     /// Body over the route's inspection limit with `oversize = "block"` in block mode, or over `max_size`.
     TooLarge,
     Block {
@@ -40,6 +42,7 @@ impl Decision {
         match self {
             Decision::Reject { status, .. } => Some(*status),
             Decision::NoRoute => Some(404),
+            Decision::ServerOptions => Some(200),
             Decision::TooLarge => Some(413),
             Decision::Block { .. } => Some(rt.policy.block.status),
             Decision::Monitor { .. } | Decision::Pass { .. } => None,
@@ -50,6 +53,9 @@ impl Decision {
 pub fn decide(rt: &Runtime, parts: &http::request::Parts, body: &[u8], client_ip: IpAddr) -> Decision {
     if let Err(reject) = headers::check_request(parts, &rt.policy.limits) {
         return rejected(reject);
+    }
+    if headers::is_server_options(parts) {
+        return Decision::ServerOptions;
     }
     let host = headers::request_host(parts);
     let Some(route) = rt.policy.routes.find(host, parts.uri.path()) else {

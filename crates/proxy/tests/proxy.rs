@@ -1373,3 +1373,24 @@ async fn https_upstream_with_an_untrusted_certificate_is_502_json() {
     assert!(b.handshakes().is_empty());
     assert!(b.failed_handshakes.load(Ordering::SeqCst) >= 1);
 }
+
+#[tokio::test]
+async fn options_asterisk_is_answered_by_the_gateway() {
+    let b = echo("b1").await;
+    let gw = gateway(&simple(&[b.url()])).await;
+    let resps = raw_responses(
+        gw.addr(),
+        b"OPTIONS * HTTP/1.1\r\nHost: api.example\r\n\r\nGET / HTTP/1.1\r\nHost: api.example\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resps.len(), 2, "the connection goes on after it");
+    assert_eq!(resps[0].status, 200);
+    let allow = resps[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("allow"))
+        .map(|(_, v)| v.as_str());
+    assert_eq!(allow, Some("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+    assert_eq!(resps[1].status, 200);
+    assert_eq!(b.hits.load(Ordering::SeqCst), 1, "only the GET went upstream");
+}

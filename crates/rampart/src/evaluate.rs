@@ -214,6 +214,10 @@ fn explain_inner(config: Option<PathBuf>, file: Option<PathBuf>, json: bool) -> 
             println!("verdict: NO ROUTE ({status})");
             return Ok(());
         }
+        Decision::ServerOptions => {
+            println!("verdict: SERVER OPTIONS ({status}): OPTIONS * is answered by the gateway");
+            return Ok(());
+        }
         Decision::TooLarge => {
             println!("verdict: TOO LARGE ({status})");
             return Ok(());
