@@ -361,13 +361,28 @@ impl Detector {
         self.analyze_inspection(req, &insp)
     }
 
+    /// A message of a connection or stream the request opened (a WebSocket message, a later gRPC stream
+    /// message), carried in `req`'s body: its values are analyzed, while the request-level checks
+    /// (method, framing headers, Host) are not run again for every message: the request that opened the
+    /// connection had them.
+    pub fn analyze_message(&self, req: &RequestView<'_>) -> Analysis {
+        let insp = rampart_inspect::inspect(req, &self.limits);
+        self.analyze_with(req, &insp, false)
+    }
+
     /// Analyze an already inspected request.
     pub fn analyze_inspection(&self, req: &RequestView<'_>, insp: &Inspection) -> Analysis {
+        self.analyze_with(req, insp, true)
+    }
+
+    fn analyze_with(&self, req: &RequestView<'_>, insp: &Inspection, request_level: bool) -> Analysis {
         let mut findings: Vec<Finding> = Vec::new();
         let req_path = req.uri.path();
         // request-level checks
         let mut hits = Vec::new();
-        protocol::check_request(req, insp, &mut hits);
+        if request_level {
+            protocol::check_request(req, insp, &mut hits);
+        }
         for h in hits.drain(..) {
             self.push(&mut findings, h, "request", &[], req_path);
         }
@@ -783,6 +798,33 @@ mod tests {
         let e = Detector::new(&cfg).err().unwrap().to_string();
         assert!(e.contains("exclusions[0].classes"), "{e}");
         assert!(serde_json::from_str::<DetectionConfig>(r#"{"bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn messages_are_judged_by_their_values_alone() {
+        // A WebSocket message relayed for a client of an IP-addressed host: the upgrade request had its
+        // Host checked; each message must not pay for it again.
+        let d = Detector::new(&DetectionConfig::default()).unwrap();
+        let m = http::Method::POST;
+        let u: http::Uri = "/ws/room".parse().unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert("host", http::HeaderValue::from_static("10.0.0.5:8080"));
+        h.insert("content-type", http::HeaderValue::from_static("application/json"));
+        let view = |body: &'static str| RequestView {
+            method: &m,
+            uri: &u,
+            headers: &h,
+            body: body.as_bytes(),
+            body_truncated: false,
+        };
+        let chat = r#"{"text":"it's O'Brien -- I'll select the blue one"}"#;
+        assert!(rules(&d.analyze(&view(chat))).contains(&"PROTO-018".to_string()));
+        let message = d.analyze_message(&view(chat));
+        assert!(message.findings.iter().all(|f| f.point != "request"), "{:?}", rules(&message));
+        assert_eq!(message.verdict, Verdict::Pass);
+        // Attacks in messages are still attacks.
+        let attack = d.analyze_message(&view(r#"{"text":"x' UNION SELECT password FROM users--"}"#));
+        assert_eq!(attack.verdict, Verdict::Block, "{:?}", rules(&attack));
     }
 
     fn toml_like(s: &str) -> DetectionConfig {

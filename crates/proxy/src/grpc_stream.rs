@@ -240,6 +240,7 @@ impl StreamGuard {
                 body: &message,
                 body_truncated: false,
                 client_ip: self.client_ip,
+                message: true,
             });
             if inspection.attack {
                 let block = self.mode == Mode::Block;

@@ -650,6 +650,7 @@ async fn pipeline(
             body: &inspected,
             body_truncated: truncated,
             client_ip,
+            message: false,
         };
         let inspection = rt.inspector.inspect(&ctx);
         outcome.answer_check = rt.inspector.answer_check(&ctx).map(|c| (c, host.clone()));

@@ -16,6 +16,10 @@ pub struct RequestContext<'a> {
     pub body: &'a [u8],
     pub body_truncated: bool,
     pub client_ip: IpAddr,
+    /// `body` is a message of a connection or stream this request opened (WebSocket, gRPC streaming),
+    /// not the request's own body: the request-level checks and the API contract were applied to the
+    /// request already.
+    pub message: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -82,6 +82,7 @@ pub fn decide(rt: &Runtime, parts: &http::request::Parts, body: &[u8], client_ip
         body: inspected,
         body_truncated: truncated,
         client_ip,
+        message: false,
     });
     match (inspection.attack, route.mode) {
         (true, Mode::Block) => Decision::Block {

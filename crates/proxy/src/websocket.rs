@@ -520,6 +520,7 @@ fn inspect_message(g: &WsGuard, route: &rampart_policy::Route, direction: Direct
         body: payload,
         body_truncated: false,
         client_ip: g.client_ip,
+        message: true,
     });
     if !inspection.attack {
         return false;

@@ -140,7 +140,11 @@ impl Inspector for DetectInspector {
             body: ctx.body,
             body_truncated: ctx.body_truncated,
         };
-        let analysis = detector.analyze(&view);
+        let analysis = if ctx.message {
+            detector.analyze_message(&view)
+        } else {
+            detector.analyze(&view)
+        };
         let mut inspection = Inspection {
             attack: analysis.verdict == Verdict::Block,
             mask_graphql_suggestions: analysis.mask_graphql_suggestions,
@@ -159,7 +163,7 @@ impl Inspector for DetectInspector {
                 .collect(),
             report: false,
         };
-        if let Some((contract, policy)) = self.contracts.get(&ctx.route.name) {
+        if let Some((contract, policy)) = self.contracts.get(&ctx.route.name).filter(|_| !ctx.message) {
             let checked = contract.check(&ApiRequest {
                 method: ctx.parts.method.as_str(),
                 path: ctx.parts.uri.path(),
