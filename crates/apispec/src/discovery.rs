@@ -21,6 +21,9 @@ pub const MAX_LITERALS: usize = 256;
 pub const MAX_ENDPOINTS: usize = 10_000;
 /// Distinct literals at one position past which the position may be folded into a parameter.
 const FOLD_AT: usize = 8;
+/// Requests per endpoint whose fields and sensitive data are all read; past it, one in [`DEEP_EVERY`].
+pub const DEEP_ALWAYS: u64 = 100;
+pub const DEEP_EVERY: u64 = 100;
 /// Query parameters and body properties kept per endpoint.
 const MAX_FIELDS: usize = 64;
 
@@ -221,7 +224,8 @@ pub struct MethodStats {
     pub auth: BTreeSet<String>,
     pub query: BTreeMap<String, FieldStats>,
     pub body: BTreeMap<String, FieldStats>,
-    /// Sensitive data by kind: requests and answers that carried it.
+    /// Sensitive data by kind: requests and answers that carried it (every request of the first
+    /// [`DEEP_ALWAYS`], then one in [`DEEP_EVERY`]).
     pub sensitive: BTreeMap<String, u64>,
     /// Requests to this endpoint that were found to be attacks (blocked or monitored).
     #[serde(default)]
@@ -394,6 +398,11 @@ impl Inventory {
             }
         }
         s.auth.insert(auth_scheme(o.headers));
+        // Fields and sensitive data are read from every request while an endpoint is new, then from one
+        // in DEEP_EVERY: a busy endpoint's shape is known by then, and the regexes are the costly part.
+        if s.hits > DEEP_ALWAYS && s.hits % DEEP_EVERY != 0 {
+            return;
+        }
         for (k, v) in values::query_pairs(o.query.unwrap_or_default()) {
             if s.query.len() < MAX_FIELDS || s.query.contains_key(&k) {
                 s.query.entry(k).or_default().add(&v);

@@ -271,6 +271,8 @@ fn gateway(dir: &std::path::Path, grpc: SocketAddr, ws: SocketAddr, mode: &str) 
          service Reviews { rpc Post(Review) returns (Ack); }\n",
     )
     .unwrap();
+    // DISCOVERY=off measures without API discovery (on by default, as in production).
+    let discovery = std::env::var("DISCOVERY").map_or(true, |v| v != "off");
     let config = format!(
         r#"data_dir = "./data"
 
@@ -286,6 +288,9 @@ protocol = "http2"
 
 [upstreams.ws]
 targets = ["http://{ws}"]
+
+[discovery]
+enabled = {discovery}
 
 [[routes]]
 name = "grpc"
