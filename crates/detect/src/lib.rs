@@ -820,7 +820,11 @@ mod tests {
         let chat = r#"{"text":"it's O'Brien -- I'll select the blue one"}"#;
         assert!(rules(&d.analyze(&view(chat))).contains(&"PROTO-018".to_string()));
         let message = d.analyze_message(&view(chat));
-        assert!(message.findings.iter().all(|f| f.point != "request"), "{:?}", rules(&message));
+        assert!(
+            message.findings.iter().all(|f| f.point != "request"),
+            "{:?}",
+            rules(&message)
+        );
         assert_eq!(message.verdict, Verdict::Pass);
         // Attacks in messages are still attacks.
         let attack = d.analyze_message(&view(r#"{"text":"x' UNION SELECT password FROM users--"}"#));
