@@ -162,6 +162,39 @@ where
     }
 }
 
+/// The service's contract as protos/board.proto under `dir`, for the gateway to compile at load time
+/// (no protoc).
+fn write_board_proto(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("protos")).unwrap();
+    std::fs::write(
+        dir.join("protos/board.proto"),
+        r#"syntax = "proto3";
+package notes;
+message Body { string text = 1; int32 stars = 2; }
+message Note { string author = 1; Body body = 2; }
+message Ack { string echo = 1; }
+service Board {
+  rpc Post(Note) returns (Ack);
+  rpc Replay(Note) returns (stream Ack);
+  rpc Chat(stream Note) returns (stream Ack);
+}
+"#,
+    )
+    .unwrap();
+}
+
+/// Serves `board` with tonic on a free loopback port.
+async fn serve_board(board: Board) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(board)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    addr
+}
+
 async fn client(url: &str) -> tonic::client::Grpc<tonic::transport::Channel> {
     let channel = tonic::transport::Channel::from_shared(url.to_string())
         .unwrap()
@@ -195,17 +228,11 @@ async fn post(c: &mut tonic::client::Grpc<tonic::transport::Channel>, n: Note) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_calls_pass_and_attacks_in_fields_are_denied_the_grpc_way() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let backend = listener.local_addr().unwrap();
-    let board = Board {
+    let backend = serve_board(Board {
         calls: calls.clone(),
         chat: Arc::default(),
-    };
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(board)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = format!(
@@ -237,23 +264,7 @@ type = "jsonl"
 flush_interval = "50ms"
 "#
     );
-    // The service's contract, compiled by the gateway at load time (no protoc).
-    std::fs::create_dir_all(dir.path().join("protos")).unwrap();
-    std::fs::write(
-        dir.path().join("protos/board.proto"),
-        r#"syntax = "proto3";
-package notes;
-message Body { string text = 1; int32 stars = 2; }
-message Note { string author = 1; Body body = 2; }
-message Ack { string echo = 1; }
-service Board {
-  rpc Post(Note) returns (Ack);
-  rpc Replay(Note) returns (stream Ack);
-  rpc Chat(stream Note) returns (stream Ack);
-}
-"#,
-    )
-    .unwrap();
+    write_board_proto(dir.path());
     let proc = run_with_config(dir.path(), &config);
     let url = format!("http://127.0.0.1:{port}");
     let mut c = None;
@@ -437,23 +448,10 @@ async fn later_messages_of_a_stream_are_inspected_and_counted() {
         chat: Arc::default(),
     };
     let seen = board.chat.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let backend = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(board)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let backend = serve_board(board).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    std::fs::create_dir_all(dir.path().join("protos")).unwrap();
-    std::fs::write(
-        dir.path().join("protos/board.proto"),
-        "syntax = \"proto3\";\npackage notes;\nmessage Body { string text = 1; int32 stars = 2; }\n\
-         message Note { string author = 1; Body body = 2; }\nmessage Ack { string echo = 1; }\n\
-         service Board { rpc Chat(stream Note) returns (stream Ack); }\n",
-    )
-    .unwrap();
+    write_board_proto(dir.path());
     let config = format!(
         r#"data_dir = "./data"
 
