@@ -21,6 +21,7 @@ pub mod cmdi;
 pub mod deser;
 pub mod inj;
 pub mod misc;
+pub mod names;
 pub mod path;
 pub mod protocol;
 pub mod sqli;
@@ -401,6 +402,7 @@ impl Detector {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/graphql"));
         for p in &insp.points {
+            names::check(p, &mut hits);
             if p.location == rampart_inspect::Location::Header
                 && p.chain.is_empty()
                 && headers::well_formed(&p.path, &p.value)
@@ -427,7 +429,7 @@ impl Detector {
                 self.graphql(p, doc, &mut lower, &mut derived_lower, &mut hits);
             } else {
                 let pre = self.prefilter.scan(&p.value);
-                if pre.is_clean() && self.custom.is_empty() {
+                if pre.is_clean() && self.custom.is_empty() && hits.is_empty() {
                     continue;
                 }
                 if !pre.is_clean() {

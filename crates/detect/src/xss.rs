@@ -568,6 +568,9 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 }
             }
         }
+        if let Some(at) = obfuscated_tag(s) {
+            upd(6, "XSS-002", at, &mut best);
+        }
         if s.contains("<?xml-stylesheet") || s.contains("x-schema:") {
             upd(6, "XSS-009", 0, &mut best);
         }
@@ -579,11 +582,11 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     // also after removing filler tags (`o<x>nfocus`) that a tag-stripping
     // filter would delete
     if ctx.pre.has(crate::prefilter::B_QUOTE) || ctx.pre.has(crate::prefilter::B_EQ) {
-        if let Some(st) = handler_injection(s) {
+        if let Some(st) = handler_injection(s, ctx.point.is_key) {
             upd(8, "XSS-007", st, &mut best);
         } else if s.contains('<') {
             let stripped = strip_short_tags(s);
-            if stripped.len() != s.len() && handler_injection(&stripped).is_some() {
+            if stripped.len() != s.len() && handler_injection(&stripped, ctx.point.is_key).is_some() {
                 upd(8, "XSS-007", 0, &mut best);
             }
         }
@@ -640,6 +643,71 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     }
 }
 
+/// A dangerous tag whose name is broken up by whitespace or NULs, or hidden
+/// behind a spaced namespace prefix: `<s c r i p t`, `<f\0orm`, `< x: script`.
+/// A browser does not read these as tags, but a filter that strips
+/// whitespace or control characters (or an XML parser that reads the
+/// prefix) hands one on that it does. The name must end the value or be
+/// followed by `>`, `/` or an attribute, so that code such as
+/// `i < form.length` is not read as a tag.
+fn obfuscated_tag(s: &str) -> Option<usize> {
+    const NAMES: &[&str] = &[
+        "script", "form", "iframe", "frame", "object", "embed", "applet", "svg", "img", "style", "base", "meta",
+        "link", "isindex", "xss",
+    ];
+    let b = s.as_bytes();
+    let filler = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0);
+    let mut from = 0;
+    for _ in 0..64 {
+        let lt = from + memchr::memchr(b'<', &b[from..])?;
+        from = lt + 1;
+        let mut j = lt + 1;
+        let mut broken = false;
+        while j < b.len() && j - lt <= 4 && filler(b[j]) {
+            j += 1;
+            broken = true;
+        }
+        let mut name = [0u8; 12];
+        let mut len = 0;
+        while j < b.len() {
+            if b[j].is_ascii_lowercase() && len < name.len() {
+                name[len] = b[j];
+                len += 1;
+                j += 1;
+            } else if filler(b[j]) && len > 0 && b.get(j + 1).is_some_and(|c| c.is_ascii_lowercase()) {
+                broken = true;
+                j += 1;
+            } else if b[j] == b':' && (1..=5).contains(&len) {
+                // namespace prefix: the tag name follows it
+                len = 0;
+                j += 1;
+                while j < b.len() && filler(b[j]) {
+                    j += 1;
+                    broken = true;
+                }
+            } else {
+                break;
+            }
+        }
+        let Ok(n) = std::str::from_utf8(&name[..len]) else {
+            continue;
+        };
+        if !broken || !NAMES.contains(&n) {
+            continue;
+        }
+        let rest = &s[j..];
+        let attr_follows = || {
+            let r = rest.trim_start();
+            let w = r.bytes().take_while(|c| c.is_ascii_alphabetic()).count();
+            w > 0 && r[w..].trim_start().starts_with('=')
+        };
+        if rest.is_empty() || rest.starts_with(['>', '/']) || attr_follows() {
+            return Some(lt);
+        }
+    }
+    None
+}
+
 /// Strip short tags (`<x>`, `</b>`) the way a naive sanitizer does.
 fn strip_short_tags(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -668,18 +736,28 @@ fn strip_short_tags(s: &str) -> String {
     out
 }
 
-/// An event-handler attribute that breaks out of a quoted attribute or
-/// carries script: returns its position.
-fn handler_injection(s: &str) -> Option<usize> {
+/// An event-handler attribute (or `formaction`, whose value is a URL the
+/// browser navigates to) that breaks out of a quoted attribute or carries
+/// script: returns its position.
+///
+/// The attribute may end the value with nothing after its `=` (`"onzoom=`):
+/// the probe for an attribute break-out, whose code follows in the next
+/// request. That needs the quote that breaks out, or a parameter name (a
+/// name that is `onload=` is never data).
+pub(crate) fn handler_injection(s: &str, is_key: bool) -> Option<usize> {
     let b = s.as_bytes();
     let mut from = 0;
     let mut seen = 0;
-    while let Some(p) = s[from..].find("on") {
-        let st = from + p;
+    while let Some(p) = memchr::memmem::find(&b[from..], b"on") {
+        let mut st = from + p;
         from = st + 2;
         seen += 1;
         if seen > 64 || from > 4096 {
             break;
+        }
+        // `formaction`: its `on` is the end of the word
+        if st >= 8 && &b[st - 8..st] == b"formacti" {
+            st -= 8;
         }
         if st > 0 && util::is_word_byte(b[st - 1]) {
             continue;
@@ -696,12 +774,19 @@ fn handler_injection(s: &str) -> Option<usize> {
             k += 1;
         }
         if k < b.len() && b[k] == b'=' {
-            let before = s[..st].trim_end_matches([' ', '\t', '\n', '/']);
-            let before = before.trim_end_matches(|c: char| c.is_ascii_alphanumeric());
+            // the handler starts the value, or follows a quote that closes an attribute (with at most
+            // one attribute word between: `" autofocus onfocus=`); a word of prose before it (`the
+            // online= flag`) is not a break-out
+            let at_start = s[..st].trim_end_matches([' ', '\t', '\n', '/']);
+            let before = at_start.trim_end_matches(|c: char| c.is_ascii_alphanumeric());
             let before = before.trim_end_matches([' ', '\t', '\n', '/']);
-            let broke = before.ends_with('"') || before.ends_with('\'') || before.is_empty() || before.ends_with('`');
+            let quoted = before.ends_with('"') || before.ends_with('\'') || before.ends_with('`');
+            let before = at_start;
+            let broke = quoted || before.is_empty();
             let handler_code = js_score(util::clip(s, k + 1, k + 200)).0 > 0;
-            if (broke && s[k + 1..].trim_start().len() > 2) || handler_code {
+            let rest = s[k + 1..].trim_start();
+            let probe = rest.is_empty() && (quoted || (is_key && before.is_empty()));
+            if (broke && rest.len() > 2) || handler_code || probe {
                 return Some(st);
             }
         }
@@ -757,6 +842,14 @@ mod tests {
             "';alert(String.fromCharCode(88,83,83))//",
             "<iframe src=//evil.com>",
             "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+            // attribute break-out probes, whose code follows in the next request
+            "\"onzoom=",
+            "'formaction=",
+            // tag names broken by whitespace, NULs or a spaced namespace prefix
+            "<s c r i p t>",
+            "x<f o r m",
+            "< x: script",
+            "<i\0frame src=//evil.example>",
         ] {
             assert!(score(a) >= 5, "{a}: {}", score(a));
         }
@@ -771,6 +864,11 @@ mod tests {
             "x < y and y > z",
             "The onion rings were great",
             "Use the alert component from our design system",
+            "for (i = 0; i < form.elements.length; i++)",
+            "if n < base * 2 then halve",
+            "a < b c d",
+            "the online= flag and x='online'",
+            "formaction is an attribute of <button>",
         ] {
             assert!(score(b) < 5, "{b}: {}", score(b));
         }
