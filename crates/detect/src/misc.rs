@@ -270,6 +270,20 @@ fn nosql(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     } else if ctx.point.path.contains(".$") || ctx.point.path.contains("|json.$") {
         // value of an operator key already scored via the key
     }
+    // a bracketed operator inside a value: `[$lte]x`, `a[$ne]=1` (query-string syntax that a
+    // qs-style parser turns into an operator object when the value is parsed again)
+    if let Some(p) = s.find("[$") {
+        let op = s[p + 1..].split(']').next().unwrap_or("");
+        if s[p + 1..].contains(']') && MONGO_OPS.contains(&op) {
+            out.push(Hit::new(
+                AttackClass::Nosqli,
+                "NOSQLI-002",
+                8,
+                util::excerpt_at(ctx.value, p, 80),
+            ));
+            return;
+        }
+    }
     // operators inside a value: "$where: '...'", "{'$ne': 1}", "', $or: [ {}"
     if s.contains('$') {
         for op in [
@@ -779,7 +793,9 @@ mod tests {
         assert!(hits("user[$ne]", "query.user.$ne", Location::Query, true) >= 5);
         assert!(hits("$where", "body.json.$where", Location::Body, true) >= 5);
         assert!(hits("true, $where: '1 == 1'", "query.q", Location::Query, false) >= 5);
+        assert!(hits("[$lte]2024", "query.q", Location::Query, false) >= 5);
         assert!(hits("Price is $5, thanks", "query.q", Location::Query, false) < 5);
+        assert!(hits("[$5] off [$10]", "query.q", Location::Query, false) < 5);
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub const B_CARET: u32 = 1 << 14;
 pub const B_HIGH: u32 = 1 << 15;
 pub const B_AT: u32 = 1 << 16;
 pub const B_BRACKET: u32 = 1 << 17;
+pub const B_COLON: u32 = 1 << 18;
+pub const B_TAB: u32 = 1 << 19;
+pub const B_EXCL: u32 = 1 << 20;
 
 impl Pre {
     pub fn is_clean(&self) -> bool {
@@ -79,6 +82,9 @@ const fn byte_table() -> [u32; 256] {
     t[b'@' as usize] = B_AT;
     t[b'[' as usize] = B_BRACKET;
     t[b']' as usize] = B_BRACKET;
+    t[b':' as usize] = B_COLON;
+    t[b'\t' as usize] = B_TAB;
+    t[b'!' as usize] = B_EXCL;
     let mut i = 0;
     while i < 32 {
         if i != b'\n' as usize && i != b'\r' as usize && i != b'\t' as usize {
@@ -141,6 +147,14 @@ fn groups_of_bytes(b: u32) -> u32 {
     }
     if b & B_BRACKET != 0 {
         g |= G_MISC;
+    }
+    // a URL scheme broken by whitespace or control characters (`java\tscript:`)
+    if b & B_COLON != 0 && b & (B_NL | B_TAB | B_CTRL) != 0 {
+        g |= G_XSS;
+    }
+    // JSFuck: JavaScript written in `[]()!+` alone
+    if b & B_BRACKET != 0 && b & B_EXCL != 0 {
+        g |= G_XSS;
     }
     g
 }

@@ -1484,6 +1484,15 @@ const SQL_ONLY_NAMES: &[&str] = &[
     "information_schema",
     "sqlite_master",
     "pg_catalog",
+    // OLE DB providers that OPENROWSET / OPENDATASOURCE load on SQL Server
+    "msdasql",
+    "sqloledb",
+    "sqlncli",
+    "msoledbsql",
+    // Access's system tables
+    "msysobjects",
+    "msysaccessobjects",
+    "msysqueries",
 ];
 
 fn opener_func(name: &str) -> bool {
@@ -1573,10 +1582,11 @@ fn fragments(s: &str, t: &[Token], best: &mut Option<Scored>) {
             }
         }
     }
-    // the name of a SQL-only procedure, package or system database as the
-    // whole value: `xp_cmdshell`, `utl_http`, `tempdb`
-    if n == 1 && t[0].kind == Tk::Word {
+    // the name of a SQL-only procedure, package, system database or OLE DB provider as the whole
+    // value, bare or as a string literal: `xp_cmdshell`, `utl_http`, `tempdb`, `'msdasql'`
+    if n == 1 && matches!(t[0].kind, Tk::Word | Tk::Str(true)) {
         let w = txt(0);
+        let w = if t[0].kind == Tk::Word { w } else { &w[1..w.len() - 1] };
         if DANGER.contains(&w) || SQL_ONLY_NAMES.contains(&w) {
             better(best, 5, "SQLI-010", 0);
         }

@@ -601,6 +601,9 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     if split_scheme(trimmed) {
         upd(8, "XSS-004", 0, &mut best);
     }
+    if ctx.pre.has(crate::prefilter::B_EXCL) && ctx.pre.has(crate::prefilter::B_BRACKET) && jsfuck(s) {
+        upd(8, "XSS-010", 0, &mut best);
+    }
     if ctx.pre.has(crate::prefilter::B_STAR) || ctx.pre.has(crate::prefilter::B_BRACKET) || s.contains('.') {
         if let Some(sc) = js_obfuscated_access(s) {
             upd(sc, "XSS-010", 0, &mut best);
@@ -706,6 +709,21 @@ fn obfuscated_tag(s: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// JSFuck: JavaScript written with the six characters `[]()!+` alone, where
+/// `![]` is `false`, `+[]` is `0` and `[][...]` reaches any property. A value
+/// made of these characters and whitespace that builds a value from an array
+/// (`![]`, `+[]`, `!![]`) is such code; text has letters.
+fn jsfuck(s: &str) -> bool {
+    let t = s.trim();
+    t.len() >= 4
+        && t.bytes()
+            .all(|c| matches!(c, b'[' | b']' | b'(' | b')' | b'!' | b'+') || c.is_ascii_whitespace())
+        && {
+            let squeezed: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+            squeezed.contains("![]") || squeezed.contains("+[]")
+        }
 }
 
 /// Strip short tags (`<x>`, `</b>`) the way a naive sanitizer does.
@@ -850,6 +868,12 @@ mod tests {
             "x<f o r m",
             "< x: script",
             "<i\0frame src=//evil.example>",
+            // JSFuck
+            "(![] [])[ ! []]",
+            " !![]",
+            "[][(![]+[])[+[]]]",
+            // a scheme broken by named character references, decoded
+            "v\nb\ts\nc\nr\ti\tp\nt::",
         ] {
             assert!(score(a) >= 5, "{a}: {}", score(a));
         }
@@ -869,6 +893,9 @@ mod tests {
             "a < b c d",
             "the online= flag and x='online'",
             "formaction is an attribute of <button>",
+            "[] ()",
+            "!!",
+            "- [ ] todo\n- [x] done!",
         ] {
             assert!(score(b) < 5, "{b}: {}", score(b));
         }
