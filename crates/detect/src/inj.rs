@@ -121,7 +121,14 @@ fn request_line(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             continue;
         }
         let before = head[..sp].trim_end();
-        let m_start = before.rfind(|c: char| !c.is_ascii_alphabetic()).map_or(0, |x| x + 1);
+        let mut m_start = before.rfind(|c: char| !c.is_ascii_alphabetic()).map_or(0, |x| x + 1);
+        // `barGET /a HTTP/1.1` then a line break: a request glued to the end of the body of the one
+        // before it (smuggling); the method is the word's upper-case tail
+        if !HTTP_METHODS.contains(&&before[m_start..]) && b[p + 7..].iter().take(4).any(|c| *c == b'\n') {
+            let orig = &ctx.value.as_bytes()[..before.len()];
+            let upper = orig.iter().rev().take_while(|c| c.is_ascii_uppercase()).count();
+            m_start = before.len() - upper;
+        }
         if HTTP_METHODS.contains(&&before[m_start..]) {
             let sc = if s.len() < 200 { 7 } else { 4 };
             out.push(Hit::new(
@@ -295,6 +302,8 @@ mod tests {
         assert!(score("PUT /admin/users HTTP/1.1", Location::Query) >= 5);
         assert!(score("x\r\nDELETE /api/items/1\r\n", Location::Query) >= 5);
         assert!(score("a\r\n\r\n<html>hi</html>", Location::Cookie) >= 5);
+        assert!(score("barGET /a.html HTTP/1.1\r\nX: GET /b HTTP/1.1\r\n", Location::Body) >= 5);
+        assert!(score("forGET /a.html HTTP/1.1", Location::Body) < 5);
         let doc = "To list items, send GET /v1/items HTTP/1.1 with an Authorization header; the response \
                    is paginated and each page carries a cursor that you pass back in the next request. \
                    Rate limits apply per token and are reported in headers.";

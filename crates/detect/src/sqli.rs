@@ -874,7 +874,10 @@ fn score_tokens(s: &str, t: &[Token], quote_ctx: bool, out: &mut Option<Scored>)
                     Some(Tk::Kw(Kw::Declare)) => after == Some(Tk::Var),
                     Some(Tk::Kw(Kw::Shutdown)) => true,
                     Some(Tk::Kw(Kw::Waitfor)) => after == Some(Tk::Kw(Kw::Delay)),
-                    Some(Tk::Kw(Kw::Set)) => after == Some(Tk::Var),
+                    // `SET @v`: a variable with a name (`;set @` alone is a fragment of nothing)
+                    Some(Tk::Kw(Kw::Set)) => {
+                        after == Some(Tk::Var) && t.get(skip_c(t, j + 1)).is_some_and(|v| v.end - v.start >= 2)
+                    }
                     Some(Tk::Kw(Kw::Create)) => matches!(after, Some(Tk::Kw(Kw::Table)) | Some(Tk::Word)) && quote_ctx,
                     Some(Tk::Func(true)) => quote_ctx || i <= 2,
                     // procedural statements: IF cond stmt, WHILE cond stmt,
@@ -1618,6 +1621,16 @@ fn fragments(s: &str, t: &[Token], best: &mut Option<Scored>) {
         }
         _ => {}
     }
+    // `SET @v` or `SET @v =` as the whole value, or after one operator (`>SET @OLD_SQL_NOTES`): a
+    // MySQL user-variable assignment; `set @alice as reviewer` goes on in words
+    let k0 = usize::from(matches!(t[0].kind, Tk::Cmp | Tk::Other));
+    if sig(t, k0) == Some(Tk::Kw(Kw::Set))
+        && sig(t, k0 + 1) == Some(Tk::Var)
+        && txt(k0 + 1).len() >= 3
+        && (k0 + 2 >= n || sig(t, k0 + 2) == Some(Tk::Cmp))
+    {
+        better(best, 5, "SQLI-002", t[k0].start);
+    }
     // a break-out from a quoted identifier into the tail of a select
     // list: `` ` AS `alias` FROM ``
     if lead.starts_with('`') {
@@ -1825,6 +1838,10 @@ mod tests {
             "1' order by 3--",
             "'; exec xp_cmdshell 'dir'--",
             "1 or 1=1",
+            "1; set @v=1",
+            " SET @OLD_SQL_NOTES",
+            ">SET @saved_cs_client",
+            "SET @x := (select 1)",
         ] {
             assert!(score(a) >= 5, "{a}: {}", score(a));
         }
@@ -1842,6 +1859,9 @@ mod tests {
             "We can't drop everything, or can we?",
             "john or@var.es",
             "SELECT is a SQL keyword",
+            ";set @",
+            "set @alice as reviewer",
+            "Please set @here for the channel",
         ] {
             assert!(score(b) < 5, "{b}: {}", score(b));
         }

@@ -249,6 +249,13 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             } else if script && 4 > best.0 && path.ends_with(".txt") {
                 best = (4, "RFI-002", st, AttackClass::Rfi);
             }
+            // a script served from a bare public IP: hosts of include payloads have no name
+            let script_path = [".php", ".asp", ".aspx", ".jsp", ".txt", ".pl", ".cgi", ".sh", ".py"]
+                .iter()
+                .any(|e| path.ends_with(e));
+            if script_path && best.1 == "RFI-001" && 6 > best.0 {
+                best = (6, "RFI-002", st, AttackClass::Rfi);
+            }
             // include-ish parameter names carrying a URL
             let pname = ctx.point.path.rsplit('.').next().unwrap_or("");
             if matches!(
@@ -316,6 +323,7 @@ mod tests {
             "http://localhost/admin",
             "http://metadata.google.internal/computeMetadata/v1/",
             "http://evil.com/shell.txt?",
+            "http://203.0.113.7/x/shell.php",
         ] {
             assert!(score(a) >= 5, "{a}: {}", score(a));
         }
@@ -327,6 +335,8 @@ mod tests {
             "https://example.com/callback",
             "see https://docs.rs/regex for details",
             "http://www.example.com/tan?usp=4#8",
+            "http://203.0.113.7/status",
+            "https://cdn.example.com/app/index.php",
         ] {
             assert!(score(b) < 5, "{b}: {}", score(b));
         }

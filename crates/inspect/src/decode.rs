@@ -250,6 +250,66 @@ fn entity_at(b: &[u8]) -> Option<(char, usize)> {
     Some((ch, j + usize::from(semi)))
 }
 
+/// UTF-7 (RFC 2152): `+ADw-script+AD4-` is `<script>`. Browsers that sniffed
+/// a page as UTF-7 ran it, and filters that read bytes see no markup. Only
+/// shifted runs that decode to ASCII punctuation count: UTF-7 has no reason
+/// to shift for those except to hide them, and `+1`, `C++` or a base64
+/// token are left alone.
+pub fn utf7(input: &str) -> Option<String> {
+    let b = input.as_bytes();
+    if input.len() > 4096
+        || !b
+            .windows(3)
+            .any(|w| w[0] == b'+' && w[1] == b'A' && w[2].is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    let mut out = String::with_capacity(input.len());
+    let mut i = 0;
+    let mut changed = false;
+    while i < b.len() {
+        if b[i] == b'+' {
+            let run = b[i + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'+' || **c == b'/')
+                .count();
+            if let Some(text) = utf7_run(&b[i + 1..i + 1 + run]) {
+                out.push_str(&text);
+                i += 1 + run;
+                if b.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+                changed = true;
+                continue;
+            }
+        }
+        let l = utf8_len(b[i]);
+        let end = (i + l).min(b.len());
+        out.push_str(input.get(i..end).unwrap_or("\u{fffd}"));
+        i = end;
+    }
+    changed.then_some(out)
+}
+
+/// One shifted run of modified base64 (no padding) holding UTF-16BE, if it decodes to text with
+/// ASCII punctuation in it.
+fn utf7_run(run: &[u8]) -> Option<String> {
+    if run.len() < 3 {
+        return None;
+    }
+    // a last sextet that holds no whole byte is the run's padding
+    let usable = if run.len() % 4 == 1 { run.len() - 1 } else { run.len() };
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(&run[..usable])
+        .ok()?;
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    let text = String::from_utf16(&units).ok()?;
+    text.chars().any(|c| c.is_ascii_punctuation()).then_some(text)
+}
+
 /// JavaScript / JSON / C style escapes: `\uXXXX`, `\u{X..}`, `\xXX`, and octal
 /// `\NNN`. Other backslash escapes are left alone.
 pub fn js_escapes(input: &str) -> Option<String> {
@@ -484,6 +544,18 @@ mod tests {
         assert_eq!(percent("..%c0%af..", false).unwrap(), "../..");
         assert_eq!(percent("%e0%80%af", false).unwrap(), "/");
         assert_eq!(bytes_to_text(&[0x41, 0xff, 0x42]), "A\u{ff}B");
+    }
+
+    #[test]
+    fn utf7_markup() {
+        assert_eq!(
+            utf7("+ADw-script+AD4-alert(1)+ADw-/script+AD4-").unwrap(),
+            "<script>alert(1)</script>"
+        );
+        assert_eq!(utf7("+ACI-onload+AD0-x").unwrap(), "\"onload=x");
+        assert!(utf7("C++ and +1 votes").is_none());
+        assert!(utf7("token+AbCdEfGhIjKlMnOp").is_none());
+        assert!(utf7("Hi Mom -+Jjo--!").is_none());
     }
 
     #[test]

@@ -258,9 +258,14 @@ impl<'l> Collector<'l> {
             if let Some(s) = decode::js_escapes(&value) {
                 next.push(("unescape", s));
             }
-            // '+' for space outside a query string (payloads written for URLs)
+            if let Some(s) = decode::utf7(&value) {
+                next.push(("utf7", s));
+            }
+            // '+' for space outside a query string (payloads written for URLs); after percent-decoding
+            // only while escapes remain (`FROM+%60t%60`: encoded twice for an application that decodes
+            // twice, `+` included)
             if location == Location::Body
-                && !chain.contains(&"percent")
+                && (!chain.contains(&"percent") || value.contains('%'))
                 && value.contains('+')
                 && !value.contains(' ')
                 && value.len() < 4096

@@ -188,6 +188,8 @@ pub struct Scanner {
     heads: u64,
     max_head: usize,
     verdicts: Arc<HeadVerdicts>,
+    /// The current head's request line named HTTP/2 and was handed on as HTTP/1.1, to be refused with 505.
+    names_http2: bool,
 }
 
 impl Scanner {
@@ -199,6 +201,7 @@ impl Scanner {
             heads: 0,
             max_head,
             verdicts,
+            names_http2: false,
         }
     }
 
@@ -294,7 +297,7 @@ impl Scanner {
                 if line.starts_with(b"PRI * HTTP/2.0") {
                     return self.stop_watching(out);
                 }
-                normalise_request_line(line, out);
+                self.names_http2 = normalise_request_line(line, out);
                 out.extend_from_slice(b"\r\n");
             }
             self.line_start = self.head.len();
@@ -311,6 +314,9 @@ impl Scanner {
         let framing = check_head(&self.head);
         self.head.clear();
         self.line_start = 0;
+        if std::mem::take(&mut self.names_http2) {
+            return self.refuse(index, Reject::VersionNotSupported, out);
+        }
         self.state = match framing {
             Ok(Framing::Length(0)) => State::Head,
             Ok(Framing::Length(n)) => State::Body(n),
@@ -359,16 +365,20 @@ impl Scanner {
 /// percent-encoded, as a browser would have sent them. nginx and most servers accept these targets;
 /// hyper's URI parser refuses them with 400, which would block real users of sloppy clients. Control
 /// characters and spaces are left alone: those make the request invalid, and it is refused.
-fn normalise_request_line(line: &[u8], out: &mut Vec<u8>) {
+///
+/// A version of `HTTP/2` or `HTTP/2.0` is written as `HTTP/1.1`, so that hyper parses the request and the
+/// handler can answer it 505 (hyper would answer 400, as for a line that is not HTTP at all); returns
+/// whether it did.
+fn normalise_request_line(line: &[u8], out: &mut Vec<u8>) -> bool {
     let first = line.iter().position(|&b| b == b' ');
     let last = line.iter().rposition(|&b| b == b' ');
     let (Some(first), Some(last)) = (first, last) else {
         out.extend_from_slice(line);
-        return;
+        return false;
     };
     if last <= first {
         out.extend_from_slice(line);
-        return;
+        return false;
     }
     out.extend_from_slice(&line[..=first]);
     for &b in &line[first + 1..last] {
@@ -379,7 +389,13 @@ fn normalise_request_line(line: &[u8], out: &mut Vec<u8>) {
             out.push(b);
         }
     }
+    let version = &line[last + 1..];
+    if version == b"HTTP/2" || version == b"HTTP/2.0" {
+        out.extend_from_slice(b" HTTP/1.1");
+        return true;
+    }
     out.extend_from_slice(&line[last..]);
+    false
 }
 
 /// Checks one complete head (every line ends with CRLF; the last line is empty) and says how its body is
@@ -547,6 +563,8 @@ mod tests {
                 b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n",
                 Reject::BadContentLength,
             ),
+            (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", Reject::VersionNotSupported),
+            (b"GET / HTTP/2\r\nHost: a\r\n\r\n", Reject::VersionNotSupported),
         ];
         for (bad, reject) in cases {
             let input = [ok, bad, ok].concat();
@@ -557,6 +575,16 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn a_request_line_naming_http2_reaches_hyper_as_http11() {
+        let out = output(b"GET /a HTTP/2.0\r\nHost: a\r\n\r\n", 4);
+        assert!(
+            out.starts_with(b"GET /a HTTP/1.1\r\nHost: a\r\n"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum Reject {
     MalformedHead,
     /// The request head is larger than the read buffer allows.
     HeadTooLarge,
+    /// An HTTP/1 request line that names HTTP/2 (`GET / HTTP/2.0`): a major version this framing does
+    /// not speak (RFC 9110 §15.6.6). h2 arrives with its preface or over TLS with ALPN instead.
+    VersionNotSupported,
 }
 
 impl Reject {
@@ -34,6 +37,7 @@ impl Reject {
         match self {
             Reject::UriTooLong => http::StatusCode::URI_TOO_LONG,
             Reject::TooManyHeaders | Reject::HeadTooLarge => http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Reject::VersionNotSupported => http::StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             _ => http::StatusCode::BAD_REQUEST,
         }
     }
@@ -50,6 +54,7 @@ impl Reject {
             Reject::BareLineFeed => "HTTP-BARE-LF",
             Reject::MalformedHead => "HTTP-MALFORMED-HEAD",
             Reject::HeadTooLarge => "HTTP-HEAD-TOO-LARGE",
+            Reject::VersionNotSupported => "HTTP-VERSION-NOT-SUPPORTED",
         }
     }
 
@@ -64,6 +69,7 @@ impl Reject {
             Reject::BareLineFeed => "bare_lf",
             Reject::MalformedHead => "malformed_head",
             Reject::HeadTooLarge => "head_too_large",
+            Reject::VersionNotSupported => "version_not_supported",
         }
     }
 }

@@ -849,6 +849,28 @@ async fn a_bad_request_in_a_pipeline_is_refused_and_the_connection_closed() {
 }
 
 #[tokio::test]
+async fn a_request_line_naming_http2_is_answered_505_and_not_forwarded() {
+    let b = echo("b1").await;
+    let gw = gateway(&simple(&[b.url()])).await;
+    for version in ["HTTP/2.0", "HTTP/2"] {
+        let input = format!("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b {version}\r\nHost: x\r\n\r\n");
+        let out = raw(gw.addr(), input.as_bytes(), Duration::from_secs(3)).await;
+        let resps = parse_responses(&out);
+        assert_eq!(
+            resps.iter().map(|r| r.status).collect::<Vec<_>>(),
+            vec![200, 505],
+            "{version}: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    // only the two HTTP/1.1 requests reached the upstream
+    assert_eq!(b.hits.load(Ordering::SeqCst), 2);
+    // other versions stay malformed
+    let out = raw(gw.addr(), b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", Duration::from_secs(3)).await;
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 400 "));
+}
+
+#[tokio::test]
 async fn clean_bodies_with_line_feeds_are_not_mistaken_for_heads() {
     let b = echo("b1").await;
     let gw = gateway(&simple(&[b.url()])).await;

@@ -42,7 +42,7 @@ fn parts_of(req: &corpus::OwnedRequest, version: http::Version) -> http::request
 
 /// A record labelled HTTP/2 is evaluated as the HTTP/2 request it describes (what the proxy sees from an
 /// h2 client). replay.py can only send it as an HTTP/1 request line with that version, which the proxy
-/// refuses with 400: the one place where eval and a replay differ by design.
+/// answers 505 (a version it does not speak that way), not a block: both count it as passed.
 fn version_of(text: &str) -> http::Version {
     match text {
         "HTTP/1.0" => http::Version::HTTP_10,
@@ -52,30 +52,38 @@ fn version_of(text: &str) -> http::Version {
 }
 
 /// A record as the connection layer sees it: exact bytes go through the same raw-head checks as a live
-/// connection (bare LF, framing headers hyper would normalise) before they are parsed.
-fn prepare(record: &Record) -> Prepared {
+/// connection (bare LF, framing headers hyper would normalise) before they are parsed. The status is the
+/// one a refusal is answered with.
+fn prepare(record: &Record) -> (Prepared, u16) {
     if let Some(raw) = record.raw_b64.as_deref() {
         use base64::Engine;
         if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(raw.trim()) {
             return prepare_raw(&bytes);
         }
     }
-    corpus::prepare(record)
+    (corpus::prepare(record), 400)
 }
 
-fn prepare_raw(bytes: &[u8]) -> Prepared {
+fn prepare_raw(bytes: &[u8]) -> (Prepared, u16) {
     match rampart_proxy::framing::check_raw_request(bytes) {
-        Some(reject) => Prepared::Rejected(reject.reason().to_string()),
-        None => corpus::parse_raw(bytes),
+        Some(reject) => (
+            Prepared::Rejected(reject.reason().to_string()),
+            reject.status().as_u16(),
+        ),
+        None => (corpus::parse_raw(bytes), 400),
     }
 }
 
-fn decide_prepared(rt: &Runtime, prepared: Prepared, version: http::Version) -> (Decision, Option<String>) {
+fn decide_prepared(
+    rt: &Runtime,
+    (prepared, status): (Prepared, u16),
+    version: http::Version,
+) -> (Decision, Option<String>) {
     match prepared {
         Prepared::Rejected(why) => (
             Decision::Reject {
                 reason: "malformed",
-                status: 400,
+                status,
             },
             Some(why),
         ),
