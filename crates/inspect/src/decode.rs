@@ -147,13 +147,16 @@ pub fn html_entities(input: &str) -> Option<String> {
                 continue;
             }
         }
-        // push one char (UTF-8 aware)
-        let ch_len = utf8_len(b[i]);
-        let end = (i + ch_len).min(b.len());
-        out.push_str(input.get(i..end).unwrap_or("\u{fffd}"));
-        i = end;
+        i = copy_char(input, i, &mut out);
     }
     changed.then_some(out)
+}
+
+/// Copies the character of `input` that starts at byte `i` to `out`; returns where the next one starts.
+fn copy_char(input: &str, i: usize, out: &mut String) -> usize {
+    let end = (i + utf8_len(input.as_bytes()[i])).min(input.len());
+    out.push_str(input.get(i..end).unwrap_or("\u{fffd}"));
+    end
 }
 
 fn utf8_len(c: u8) -> usize {
@@ -283,10 +286,7 @@ pub fn utf7(input: &str) -> Option<String> {
                 continue;
             }
         }
-        let l = utf8_len(b[i]);
-        let end = (i + l).min(b.len());
-        out.push_str(input.get(i..end).unwrap_or("\u{fffd}"));
-        i = end;
+        i = copy_char(input, i, &mut out);
     }
     changed.then_some(out)
 }
