@@ -649,8 +649,10 @@ fn score_segments(s: &str, segs: &[Seg], offset: usize, prose: bool, best: &mut 
         };
         let (mut name, had_path) = base_cmd(first);
         let mut globbed = false;
-        if !strong_set().contains(name) && name.contains(['?', '*']) {
-            // `/bin/ca?`, `/usr/bin/wh*mi`: the shell expands the pattern to the command
+        // `/bin/ca?`, `/usr/bin/wh*mi`, `;ca? x`: the shell expands the pattern to the command. A bare
+        // pattern opening the value is a wildcard search (`ta* -shirt`), not a command.
+        let glob_position = had_path || seg.sep != Some(Sep::Start);
+        if !strong_set().contains(name) && glob_position && name.contains(['?', '*']) {
             if let Some(m) = glob_command(name) {
                 name = m;
                 globbed = true;
@@ -806,6 +808,8 @@ mod tests {
             "O'Brien | Sales",
             "interpreter: /usr/bin/python3",
             "What's *new*? See the docs",
+            "ta* -shirt",
+            "py* -snake",
         ] {
             assert!(score(b) < 5, "{b}: {}", score(b));
         }
