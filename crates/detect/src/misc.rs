@@ -131,6 +131,8 @@ const LDAP_ATTRS: &[&str] = &[
 ];
 
 const SCANNERS: &[&str] = &[
+    // Nessus names the plugin that sends a request in its User-Agent: `..._sql_injection.nasl`
+    ".nasl",
     "sqlmap",
     "nikto",
     "nmap",

@@ -210,8 +210,16 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             }
         }
     }
-    // UNC path to an administrative share or a loopback host
-    if let Some(rest) = norm.trim_start().strip_prefix("//") {
+    // UNC path to an administrative share or a loopback host; in a request path after its leading `/`
+    // (`/\\::1\c$\...`, which a Windows server hands to its file APIs)
+    let unc = norm.trim_start();
+    let unc = match unc.strip_prefix('/') {
+        Some(rest) if ctx.point.location == rampart_inspect::Location::Path && s.trim_start().starts_with("/\\\\") => {
+            rest
+        }
+        _ => unc,
+    };
+    if let Some(rest) = unc.strip_prefix("//") {
         let host = rest.split('/').next().unwrap_or("");
         let share = rest.split('/').nth(1).unwrap_or("");
         if share.ends_with('$')
@@ -256,9 +264,23 @@ mod tests {
             "file:///etc/passwd",
             "../../../../../../x",
             "..;/..;/web-inf/web.xml",
+            "\\\\::1\\c$\\users\\default\\ntuser.dat",
         ] {
             assert!(score(a) >= 5, "{a}: {}", score(a));
         }
+        // a UNC path as the request path, after its leading `/`
+        let unc = "/\\\\::1\\c$\\users\\default\\ntuser.dat";
+        assert!(crate::max_score_at(check, unc, "path", rampart_inspect::Location::Path, false) >= 5);
+        assert_eq!(
+            crate::max_score_at(
+                check,
+                "//cdn/assets/app.js",
+                "path",
+                rampart_inspect::Location::Path,
+                false
+            ),
+            0
+        );
     }
 
     #[test]

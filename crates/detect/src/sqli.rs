@@ -1371,8 +1371,17 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             ));
         }
         (None, true) => {
-            // libinjection alone: blocks only with structural support
-            let support = weak_support(s, &toks_all(s));
+            // libinjection alone: blocks only with structural support. A single bare token (no space,
+            // quote, bracket, `--`, `/*` or SQL word: a generated password such as `J%@NRf9mVB#i#g`) gets
+            // none: its `@` and `#` are characters, not a variable and a comment.
+            let toks = toks_all(s);
+            let bare = !s.contains(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '(' | ')'))
+                && !s.contains("--")
+                && !s.contains("/*")
+                && !toks
+                    .iter()
+                    .any(|x| matches!(x.kind, Tk::Kw(_) | Tk::Logic | Tk::Func(_) | Tk::Str(_)));
+            let support = if bare { 0 } else { weak_support(s, &toks) };
             let score = 3 + support;
             out.push(Hit::new(
                 AttackClass::Sqli,
@@ -1862,6 +1871,9 @@ mod tests {
             ";set @",
             "set @alice as reviewer",
             "Please set @here for the channel",
+            // generated passwords
+            "J%@NRf9mVB#i#g",
+            "x7#Qp@2zL!9w",
         ] {
             assert!(score(b) < 5, "{b}: {}", score(b));
         }

@@ -41,6 +41,35 @@ pub fn parse_form(c: &mut Collector<'_>, prefix: &str, s: &str, loc: Location, n
             c.add(&path, Cow::Owned(val), chain, loc, false, nesting);
         }
     }
+    // `x=&gt;+src+onerror=confirm&amp;lpar;1&amp;rpar;`: a value written with HTML character references
+    // is cut into pieces at each `&` of a reference, and no piece holds the attack. An application
+    // that reads the raw string (or decodes the references before splitting) sees it whole; so does
+    // this point.
+    if splits_a_reference(s) {
+        let (whole, changed) = decode::form_component(s);
+        let chain: &[&'static str] = if changed {
+            &["percent", "references-joined"]
+        } else {
+            &["references-joined"]
+        };
+        c.add(prefix, Cow::Owned(whole), chain, loc, false, nesting);
+    }
+}
+
+/// Whether an `&` of `s` starts an HTML character reference (`&gt;`, `&#60;`, `&lpar%3B`) rather than a
+/// parameter.
+fn splits_a_reference(s: &str) -> bool {
+    let b = s.as_bytes();
+    memchr::memchr_iter(b'&', b).any(|i| {
+        let rest = &b[i + 1..];
+        let name = rest
+            .iter()
+            .take(10)
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'#')
+            .count();
+        let after = &rest[name..];
+        name >= 2 && (after.starts_with(b";") || after.len() >= 3 && after[..3].eq_ignore_ascii_case(b"%3b"))
+    })
 }
 
 /// Parameter name for a path: `a[b][]` -> `a.b`; keeps it short.

@@ -430,6 +430,20 @@ mod tests {
     }
 
     #[test]
+    fn a_value_cut_at_character_references_is_also_read_whole() {
+        let i = run("GET", "/?x=&gt;+src+onerror=confirm&amp;lpar;1&amp;rpar;&lt;", &[], b"");
+        let whole = find(&i, "query");
+        assert!(
+            whole.iter().any(|p| p.value.contains("> src onerror=confirm(1)")),
+            "{:?}",
+            whole.iter().map(|p| (&p.value, &p.chain)).collect::<Vec<_>>()
+        );
+        // an ordinary query is only read parameter by parameter
+        let i = run("GET", "/?a=1&b=O%27Brien", &[], b"");
+        assert!(find(&i, "query").is_empty());
+    }
+
+    #[test]
     fn base64_then_json() {
         // {"a":"<b>"} base64
         let i = run("GET", "/?d=eyJhIjoiPGI+In0=", &[], b"");
