@@ -592,8 +592,8 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     // break-out: the value lands inside a quoted argument (`ping '$host'`), and a quote of its own
     // that has no partner, or one that opens the value (`" | cmd | "`), closes that argument; what
     // follows it runs as shell
+    let b = s.as_bytes();
     for q in [b'\'', b'"'] {
-        let b = s.as_bytes();
         let opens = s.trim_start().as_bytes().first() == Some(&q);
         if opens || memchr::memchr_iter(q, b).count() % 2 == 1 {
             let p = memchr::memchr(q, b).unwrap_or(0) + 1;
@@ -675,7 +675,7 @@ fn score_segments(s: &str, segs: &[Seg], offset: usize, prose: bool, best: &mut 
             .and_then(|x| x.words.first())
             .is_some_and(|w| strong_set().contains(base_cmd(w).0));
         let sep = seg.sep.unwrap_or(Sep::Start);
-        let binpath = had_path && SENSITIVE_BINPATH.iter().any(|p| first.contains(p)) || binpath_program;
+        let binpath = had_path && SENSITIVE_BINPATH.iter().any(|p| first.contains(p));
         let mut sc: u32 = match sep {
             Sep::Subst => {
                 if !weak || shell_args || args.is_empty() {

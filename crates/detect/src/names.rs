@@ -4,7 +4,7 @@
 //! into `ORDER BY` and column lists, into mass assignment (`UPDATE t SET
 //! {name} = ?`), into template or log keys. So a name holds a much smaller
 //! language than a value, and text that is harmless as a value (`order by`,
-//! `||`, `'x'`) is an injection as a name. This module reads names in that
+//! `||`, `x' or '1`) is an injection as a name. This module reads names in that
 //! identifier context; the value detectors read them as well.
 //!
 //! JSON keys are not names in this sense: they are data (maps keyed by user
@@ -68,12 +68,11 @@ fn sql_in_name(s: &str) -> Option<usize> {
     if t.len() <= 8 && t.bytes().all(|b| b"|&<>=!~^".contains(&b)) {
         return Some(lead);
     }
-    let quote = t.contains(['\'', '"', '`']);
+    let mut toks: Vec<Token> = Vec::with_capacity(8);
     // a quote that closes or opens a literal next to SQL keywords or operators: `and '5'x`, `! as' from`;
     // read with the quotes as separators, as either side of a quote may be the injected code
-    if quote {
+    if t.contains(['\'', '"', '`']) {
         let unquoted = s.replace(['\'', '"', '`'], " ");
-        let mut toks: Vec<Token> = Vec::with_capacity(8);
         lex(&unquoted, 0, &mut toks);
         if let Some(x) = toks
             .iter()
@@ -82,7 +81,7 @@ fn sql_in_name(s: &str) -> Option<usize> {
             return Some(x.start);
         }
     }
-    let mut toks: Vec<Token> = Vec::with_capacity(8);
+    toks.clear();
     lex(s, 0, &mut toks);
     let sig: Vec<&Token> = toks.iter().filter(|x| x.kind != Tk::Comment).collect();
     // a clause where one word belongs: `order by`, `having 1=`, `exec php`, `; as not from`

@@ -795,15 +795,16 @@ pub(crate) fn handler_injection(s: &str, is_key: bool) -> Option<usize> {
             // the handler starts the value, or follows a quote that closes an attribute (with at most
             // one attribute word between: `" autofocus onfocus=`); a word of prose before it (`the
             // online= flag`) is not a break-out
-            let at_start = s[..st].trim_end_matches([' ', '\t', '\n', '/']);
-            let before = at_start.trim_end_matches(|c: char| c.is_ascii_alphanumeric());
-            let before = before.trim_end_matches([' ', '\t', '\n', '/']);
-            let quoted = before.ends_with('"') || before.ends_with('\'') || before.ends_with('`');
-            let before = at_start;
-            let broke = quoted || before.is_empty();
+            let before = s[..st].trim_end_matches([' ', '\t', '\n', '/']);
+            let starts_value = before.is_empty();
+            let before_word = before
+                .trim_end_matches(|c: char| c.is_ascii_alphanumeric())
+                .trim_end_matches([' ', '\t', '\n', '/']);
+            let quoted = before_word.ends_with(['"', '\'', '`']);
+            let broke = quoted || starts_value;
             let handler_code = js_score(util::clip(s, k + 1, k + 200)).0 > 0;
             let rest = s[k + 1..].trim_start();
-            let probe = rest.is_empty() && (quoted || (is_key && before.is_empty()));
+            let probe = rest.is_empty() && (quoted || (is_key && starts_value));
             if (broke && rest.len() > 2) || handler_code || probe {
                 return Some(st);
             }
