@@ -170,6 +170,25 @@ fn pipeline(c: &mut Criterion) {
             })
         })
     });
+    // A WebSocket chat message as the relay inspects it (issue 5's bench message): prose with apostrophes
+    // and a `--`, a realistic worst case for the SQL lexer, judged by its values alone.
+    let chat = br#"{"type":"message","room":"r3","seq":1841,"text":"Arrived two days early and the fit is true to size. I'd order the blue one again -- Se\u00e1n O'Brien says the stitching on his came loose after a month, mine is fine so far."}"#;
+    let ws: http::Uri = "/ws/room".parse().unwrap();
+    // What the relay hands the detector for each message (proxy's websocket::message_parts).
+    let mut hm = http::HeaderMap::new();
+    hm.insert("content-type", "application/json".parse().unwrap());
+    hm.insert("host", "chat.example.com".parse().unwrap());
+    g.bench_function("ws-chat-message", |b| {
+        b.iter(|| {
+            d.analyze_message(&RequestView {
+                method: &post,
+                uri: &ws,
+                headers: &hm,
+                body: chat,
+                body_truncated: false,
+            })
+        })
+    });
     // A 64 KiB order document: many short strings, prose, names with apostrophes, numbers. This is the
     // body size where inspection cost shows (measured through the proxy in docs/benchmarks.md).
     let mut big =

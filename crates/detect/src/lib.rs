@@ -364,10 +364,10 @@ impl Detector {
 
     /// A message of a connection or stream the request opened (a WebSocket message, a later gRPC stream
     /// message), carried in `req`'s body: its values are analyzed, while the request-level checks
-    /// (method, framing headers, Host) are not run again for every message: the request that opened the
-    /// connection had them.
+    /// (method, framing headers, Host) are not run again for every message, nor are its path and
+    /// headers read again as values: the request that opened the connection had them.
     pub fn analyze_message(&self, req: &RequestView<'_>) -> Analysis {
-        let insp = rampart_inspect::inspect(req, &self.limits);
+        let insp = rampart_inspect::inspect_body(req, &self.limits);
         self.analyze_with(req, &insp, false)
     }
 
@@ -831,6 +831,18 @@ mod tests {
         // Attacks in messages are still attacks.
         let attack = d.analyze_message(&view(r#"{"text":"x' UNION SELECT password FROM users--"}"#));
         assert_eq!(attack.verdict, Verdict::Block, "{:?}", rules(&attack));
+        assert!(
+            attack.findings.iter().all(|f| f.point.starts_with("body")),
+            "{:?}",
+            attack.findings
+        );
+        // The upgrade's query was judged with the upgrade; its messages are not blocked for it again.
+        let q: http::Uri = "/ws/room?room=1%27%20UNION%20SELECT%20password%20FROM%20users--"
+            .parse()
+            .unwrap();
+        let with_query = RequestView { uri: &q, ..view(chat) };
+        assert_eq!(d.analyze(&with_query).verdict, Verdict::Block);
+        assert_eq!(d.analyze_message(&with_query).verdict, Verdict::Pass);
     }
 
     fn toml_like(s: &str) -> DetectionConfig {

@@ -13,6 +13,8 @@ pub const G_TPL: u32 = 1 << 5;
 pub const G_INJ: u32 = 1 << 6;
 pub const G_DESER: u32 = 1 << 7;
 pub const G_MISC: u32 = 1 << 8;
+/// Every group: nothing more to learn from the keywords.
+const G_ALL: u32 = (1 << 9) - 1;
 
 /// Result of the prefilter for one value.
 #[derive(Clone, Copy, Debug, Default)]
@@ -375,9 +377,12 @@ impl Default for Prefilter {
 
 impl Prefilter {
     pub fn new() -> Prefilter {
+        // A DFA: every value of every request is scanned, and the default (a contiguous NFA) costs
+        // several times more per byte; ~200 short keywords keep the table small.
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(KEYWORDS.iter().map(|(k, _)| k))
             .expect("static keywords");
         Prefilter { ac }
@@ -389,9 +394,12 @@ impl Prefilter {
             bytes |= BYTES[b as usize];
         }
         let mut groups = groups_of_bytes(bytes);
-        if groups != u32::MAX {
+        if groups != G_ALL {
             for m in self.ac.find_overlapping_iter(value) {
                 groups |= KEYWORDS[m.pattern().as_usize()].1;
+                if groups == G_ALL {
+                    break;
+                }
             }
         }
         Pre { groups, bytes }

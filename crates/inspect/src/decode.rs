@@ -261,9 +261,8 @@ fn entity_at(b: &[u8]) -> Option<(char, usize)> {
 pub fn utf7(input: &str) -> Option<String> {
     let b = input.as_bytes();
     if input.len() > 4096
-        || !b
-            .windows(3)
-            .any(|w| w[0] == b'+' && w[1] == b'A' && w[2].is_ascii_alphanumeric())
+        || !memchr::memchr_iter(b'+', b)
+            .any(|i| b.get(i + 1) == Some(&b'A') && b.get(i + 2).is_some_and(u8::is_ascii_alphanumeric))
     {
         return None;
     }
@@ -379,18 +378,23 @@ pub fn unicode_fold(input: &str) -> Option<String> {
     if input.is_ascii() {
         return None;
     }
-    let mut changed = false;
-    let out: String = input
-        .chars()
-        .map(|c| {
-            let m = fold_char(c);
-            if m != c {
-                changed = true;
-            }
-            m
-        })
-        .collect();
-    changed.then_some(out)
+    // Most non-ASCII text (names, accents, emoji) folds to itself: find the first folding character
+    // before building anything, so such values cost one scan.
+    // Only non-ASCII characters fold: jump from one to the next.
+    let b = input.as_bytes();
+    let mut at = 0;
+    let first = loop {
+        at += b[at..].iter().position(|c| !c.is_ascii())?;
+        let c = input[at..].chars().next()?;
+        if fold_char(c) != c {
+            break at;
+        }
+        at += c.len_utf8();
+    };
+    let mut out = String::with_capacity(input.len());
+    out.push_str(&input[..first]);
+    out.extend(input[first..].chars().map(fold_char));
+    Some(out)
 }
 
 fn fold_char(c: char) -> char {
@@ -420,6 +424,11 @@ fn is_b64_byte(c: u8) -> bool {
 /// printable text.
 pub fn base64_text(input: &str) -> Option<String> {
     let t = input.trim();
+    // Prose and most values fail on their first punctuation: refuse them before copying anything. A
+    // space can stand for '+' and '=' pads the end; both are checked exactly below.
+    if !t.bytes().all(|c| is_b64_byte(c) || c == b' ' || c == b'=') {
+        return None;
+    }
     // a '+' of standard base64 sent unencoded in a query became a space
     let fixed;
     let t = if t.contains(' ') && !t.contains("  ") {
@@ -580,6 +589,9 @@ mod tests {
         assert_eq!(unicode_fold("ｓｅｌｅｃｔ").unwrap(), "select");
         assert_eq!(unicode_fold("ⒼⓄⓄⒼⓁⒺ").unwrap(), "GOOGLE");
         assert!(unicode_fold("привет").is_none());
+        // Folding starts at the first character that folds; what comes before is kept as it was.
+        assert_eq!(unicode_fold("Seán ＜b＞").unwrap(), "Seán <b>");
+        assert_eq!(unicode_fold("it\u{2019}s").unwrap(), "it's");
     }
 
     #[test]
@@ -589,6 +601,13 @@ mod tests {
         assert!(base64_text("administrator").is_none());
         assert!(base64_text("AAECAwQFBgcICQ==").is_none()); // binary
         assert!(base64_text("hello world").is_none());
+        // '+' sent unencoded in a query arrives as a space.
+        assert_eq!(
+            base64_text("PHN2Zy9vbmxvYWQ9YWxlcnQoMSk+ ").unwrap(),
+            "<svg/onload=alert(1)>"
+        );
+        assert_eq!(base64_text("PGI dGVzdDwvYj4=").unwrap(), "<b>test</b>");
+        assert!(base64_text("I'd order the blue one again").is_none());
     }
 
     #[test]

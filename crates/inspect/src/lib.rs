@@ -391,6 +391,17 @@ pub fn inspect(req: &RequestView<'_>, limits: &Limits) -> Inspection {
     c.out
 }
 
+/// The body's points alone, read as its `Content-Type` says: for a message on a connection (a WebSocket
+/// message, a gRPC stream message) whose path and headers were inspected once, with the request that
+/// opened it.
+pub fn inspect_body(req: &RequestView<'_>, limits: &Limits) -> Inspection {
+    let mut c = Collector::new(limits);
+    if !req.body.is_empty() {
+        body::parse_body(&mut c, req);
+    }
+    c.out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

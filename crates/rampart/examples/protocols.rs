@@ -343,6 +343,12 @@ burst = 1000000
     (Gateway(child), port)
 }
 
+/// One row per path (direct, mode off, inspected) for a protocol.
+fn rows(proto: &str, t: &mut [Tally; 3]) -> [(f64, u64, u64); 3] {
+    let names = ["direct", "gateway, mode off", "gateway, inspected"];
+    std::array::from_fn(|i| row(&format!("{proto}, {}", names[i]), &mut t[i]))
+}
+
 fn row(name: &str, t: &mut Tally) -> (f64, u64, u64) {
     let (rate, p50, p99) = (t.per_s(), t.pct(0.50), t.pct(0.99));
     println!("| {name} | {rate:.0} | {p50} | {p99} |");
@@ -383,16 +389,27 @@ fn main() {
             format!("ws://127.0.0.1:{port_on}/ws/room"),
         ];
         // Warm-up: connections, the gateways' upstream pools, the allocator.
+        // ONLY=grpc or ONLY=websocket runs one of the two (to profile a gateway on one protocol).
+        let only = std::env::var("ONLY").unwrap_or_default();
+        let (run_grpc, run_ws) = (only != "websocket", only != "grpc");
         for i in 1..3 {
-            grpc_round(&grpc_urls[i], conns, streams, Duration::from_secs(1)).await;
-            ws_round(&ws_urls[i], conns, Duration::from_secs(1)).await;
+            if run_grpc {
+                grpc_round(&grpc_urls[i], conns, streams, Duration::from_secs(1)).await;
+            }
+            if run_ws {
+                ws_round(&ws_urls[i], conns, Duration::from_secs(1)).await;
+            }
         }
         let mut g: [Tally; 3] = Default::default();
         let mut w: [Tally; 3] = Default::default();
         for _ in 0..rounds {
             for i in 0..3 {
-                g[i].add(grpc_round(&grpc_urls[i], conns, streams, duration).await);
-                w[i].add(ws_round(&ws_urls[i], conns, duration).await);
+                if run_grpc {
+                    g[i].add(grpc_round(&grpc_urls[i], conns, streams, duration).await);
+                }
+                if run_ws {
+                    w[i].add(ws_round(&ws_urls[i], conns, duration).await);
+                }
             }
         }
         println!(
@@ -401,18 +418,15 @@ fn main() {
         );
         println!("| path | per s | p50 µs | p99 µs |");
         println!("|---|---|---|---|");
-        let names = ["direct", "gateway, mode off", "gateway, inspected"];
-        let gr: Vec<_> = (0..3)
-            .map(|i| row(&format!("gRPC unary, {}", names[i]), &mut g[i]))
-            .collect();
-        let wr: Vec<_> = (0..3)
-            .map(|i| row(&format!("WebSocket echo, {}", names[i]), &mut w[i]))
-            .collect();
-        ratios("gRPC unary: inspected / direct", gr[0], gr[2]);
-        ratios("gRPC unary: mode off / direct", gr[0], gr[1]);
-        ratios("gRPC unary: inspected / mode off", gr[1], gr[2]);
-        ratios("WebSocket echo: inspected / direct", wr[0], wr[2]);
-        ratios("WebSocket echo: mode off / direct", wr[0], wr[1]);
-        ratios("WebSocket echo: inspected / mode off", wr[1], wr[2]);
+        // Rows first, then ratios, as in the tables of docs/benchmarks.md.
+        let grpc = run_grpc.then(|| rows("gRPC unary", &mut g));
+        let ws = run_ws.then(|| rows("WebSocket echo", &mut w));
+        for (proto, r) in [("gRPC unary", grpc), ("WebSocket echo", ws)] {
+            if let Some(r) = r {
+                ratios(&format!("{proto}: inspected / direct"), r[0], r[2]);
+                ratios(&format!("{proto}: mode off / direct"), r[0], r[1]);
+                ratios(&format!("{proto}: inspected / mode off"), r[1], r[2]);
+            }
+        }
     });
 }
