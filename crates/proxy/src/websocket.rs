@@ -156,6 +156,33 @@ fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     f
 }
 
+/// A close frame as a client sends it, masked (RFC 6455 5.3), for the upstream when the gateway ends a
+/// connection the client did not close.
+fn masked_close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let mut f = close_frame(code, reason);
+    let mut key = [0u8; 4];
+    // The key only has to be unpredictable to the page (5.3); should the OS source fail, a fixed key
+    // still makes a valid frame.
+    let _ = getrandom::fill(&mut key);
+    let payload: Vec<u8> = f[2..].iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+    f[1] |= 0x80;
+    f.truncate(2);
+    f.extend_from_slice(&key);
+    f.extend_from_slice(&payload);
+    f
+}
+
+/// How long the upstream is given to answer our close before its connection is dropped.
+const UPSTREAM_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The client's write half, shared by both directions. `closed` is set, under the lock, by whichever
+/// direction sends the client our close frame: nothing may follow it (RFC 6455 5.5.1), so the other
+/// direction stops writing when it next takes the lock.
+struct ClientWriter<W> {
+    io: W,
+    closed: bool,
+}
+
 /// permessage-deflate as the upgrade answer negotiated it (RFC 7692 section 7.1): whether each side
 /// starts every message with a fresh compression context.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -294,7 +321,7 @@ where
     let max_message = ws.map_or(1 << 20, |w| w.max_message);
     let (mut cr, cw) = tokio::io::split(client);
     let (ur, mut uw) = tokio::io::split(upstream);
-    let cw = Arc::new(Mutex::new(cw));
+    let cw = Arc::new(Mutex::new(ClientWriter { io: cw, closed: false }));
     // Set when the server's direction closed the connection on a message of its own.
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_side = ws
@@ -309,83 +336,78 @@ where
     let mut refilled = std::time::Instant::now();
     let mut client_side = Assembler::new(deflate.map(|d| d.client_reset), max_message);
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    // Closing: take the writer first (a server frame being written finishes), then stop the server's
-    // direction, so our close frame never lands inside one of its frames.
-    let stop_to_client = to_client.abort_handle();
+    // Frames decided during one read, written upstream together: a burst of messages costs one write.
+    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+    // Closing: take the writer (a server frame being written finishes first), mark it closed so that
+    // the server's direction writes nothing after our close frame, and close the client.
     let close = |code: u16, reason: &'static str| {
         let cw = cw.clone();
-        let stop = stop_to_client.clone();
         async move {
             let mut w = cw.lock().await;
-            stop.abort();
-            let _ = w.write_all(&close_frame(code, reason)).await;
-            let _ = w.shutdown().await;
+            w.closed = true;
+            let _ = w.io.write_all(&close_frame(code, reason)).await;
+            let _ = w.io.shutdown().await;
         }
     };
+    // Set when the gateway, not the client, ends the connection: the upstream gets a close frame too.
+    let mut ended_by_us: Option<u16> = None;
     let mut server_done = false;
-    'conn: loop {
-        loop {
+    loop {
+        // Every complete frame of what was read is decided first; what passes goes upstream in one write,
+        // before a close of ours (a burst of messages costs one write, and the frames let through before
+        // an attack still arrive).
+        let closing = loop {
             let h = match header(&buf) {
                 Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err(code) => {
-                    close(code, "protocol error").await;
-                    break 'conn;
-                }
+                Ok(None) => break None,
+                Err(code) => break Some((code, "protocol error")),
             };
             if h.mask.is_none() {
                 // A client must mask every frame (RFC 6455 5.1).
-                close(PROTOCOL_ERROR, "unmasked client frame").await;
-                break 'conn;
+                break Some((PROTOCOL_ERROR, "unmasked client frame"));
             }
             if h.opcode < 8 && client_side.too_big(&h) {
-                close(TOO_BIG, "message too big").await;
-                break 'conn;
+                break Some((TOO_BIG, "message too big"));
             }
             let total = h.head + h.payload as usize;
             if buf.len() < total {
-                break;
+                break None;
             }
             let frame = buf.split_to(total);
             if h.opcode >= 8 {
                 // Control frames go on at once, between the fragments of a message if need be.
-                if uw.write_all(&frame).await.is_err() {
-                    break 'conn;
-                }
+                out.extend_from_slice(&frame);
                 continue;
             }
             let payload = match client_side.push(&h, &frame) {
                 Ok(None) => continue,
                 Ok(Some(p)) => p,
-                Err(code) => {
-                    close(
-                        code,
-                        if code == TOO_BIG {
-                            "message too big"
-                        } else {
-                            "bad fragmentation"
-                        },
-                    )
-                    .await;
-                    break 'conn;
-                }
+                Err(TOO_BIG) => break Some((TOO_BIG, "message too big")),
+                Err(code) => break Some((code, "bad fragmentation")),
             };
             let now = std::time::Instant::now();
             tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(burst);
             refilled = now;
             if tokens < 1.0 && guard.mode == Mode::Block {
-                close(POLICY_VIOLATION, "message rate").await;
-                break 'conn;
+                break Some((POLICY_VIOLATION, "message rate"));
             }
             tokens -= 1.0;
             if route.is_some_and(|r| inspect_message(&guard, r, Direction::FromClient, &payload)) {
-                close(POLICY_VIOLATION, "blocked by policy").await;
-                break 'conn;
+                break Some((POLICY_VIOLATION, "blocked by policy"));
             }
-            if uw.write_all(&client_side.held).await.is_err() {
-                break 'conn;
-            }
+            out.extend_from_slice(&client_side.held);
             client_side.held.clear();
+        };
+        if !out.is_empty() {
+            if uw.write_all(&out).await.is_err() {
+                break;
+            }
+            out.clear();
+        }
+        if let Some((code, reason)) = closing {
+            close(code, reason).await;
+            ended_by_us = Some(code);
+            break;
         }
         tokio::select! {
             r = cr.read_buf(&mut buf) => match r {
@@ -394,15 +416,33 @@ where
             },
             stopped = &mut stop_rx, if !server_done => match stopped {
                 // The server's direction closed the connection: nothing more goes upstream.
-                Ok(()) => break,
+                Ok(()) => {
+                    ended_by_us = Some(POLICY_VIOLATION);
+                    break;
+                }
                 // It ended on its own: the client may still answer the close.
                 Err(_) => server_done = true,
             },
         }
     }
+    if let Some(code) = ended_by_us {
+        // The server learns why its client went away, and reads what was forwarded before: dropping the
+        // socket while it still writes would answer it with a reset that discards its unread input.
+        let _ = uw
+            .write_all(&masked_close_frame(code, "closed by gateway policy"))
+            .await;
+    }
     let _ = uw.shutdown().await;
-    // The server's remaining frames still reach the client unless we closed it.
-    let _ = to_client.await;
+    // The server's remaining frames still reach the client unless we closed it; after our close, its
+    // direction reads the upstream to its end and drops what comes, for UPSTREAM_CLOSE_WAIT at most.
+    if ended_by_us.is_some() {
+        let abort = to_client.abort_handle();
+        if tokio::time::timeout(UPSTREAM_CLOSE_WAIT, to_client).await.is_err() {
+            abort.abort();
+        }
+    } else {
+        let _ = to_client.await;
+    }
 }
 
 /// The server's direction: whole frames, so that a close frame of ours never lands inside one of
@@ -410,7 +450,7 @@ where
 /// inspected, and an attack closes the connection (1008) and tells the client's direction through `stop`.
 async fn server_to_client<R, W>(
     mut ur: R,
-    cw: Arc<Mutex<W>>,
+    cw: Arc<Mutex<ClientWriter<W>>>,
     guard: Arc<WsGuard>,
     mut inspect: Option<Assembler>,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -421,68 +461,76 @@ async fn server_to_client<R, W>(
     // Looked up once for this direction's life, like the client's (the guard holds the runtime).
     let route = guard.rt.policy.routes.find(&guard.host, &guard.path);
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let close = |code: u16, reason: &'static str| {
-        let cw = cw.clone();
-        async move {
-            let mut w = cw.lock().await;
-            let _ = w.write_all(&close_frame(code, reason)).await;
-            let _ = w.shutdown().await;
-        }
-    };
+    // Frames decided during one read, written to the client together (one lock, one write).
+    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     loop {
-        while let Ok(Some(h)) = header(&buf) {
-            if let Some(a) = inspect.as_mut() {
+        // (close code and reason, or None; whether the bytes left are not WebSocket framing)
+        let (closing, unframed) = loop {
+            let h = match header(&buf) {
+                Ok(Some(h)) => h,
+                Ok(None) => break (None, false),
+                Err(_) if inspect.is_some() => break (Some((PROTOCOL_ERROR, "server protocol error")), false),
+                Err(_) => break (None, true),
+            };
+            if let Some(a) = inspect.as_ref() {
                 if h.opcode < 8 && a.too_big(&h) {
-                    close(TOO_BIG, "server message too big").await;
-                    let _ = stop.send(());
-                    return;
+                    break (Some((TOO_BIG, "server message too big")), false);
                 }
             }
             let total = h.head as u64 + h.payload;
             if (buf.len() as u64) < total {
-                break;
+                break (None, false);
             }
             let frame = buf.split_to(total as usize);
-            let out: &[u8] = match inspect.as_mut() {
+            match inspect.as_mut() {
                 Some(a) if h.opcode < 8 => match a.push(&h, &frame) {
-                    Ok(None) => continue,
+                    Ok(None) => {}
                     Ok(Some(payload)) => {
                         if route.is_some_and(|r| inspect_message(&guard, r, Direction::FromServer, &payload)) {
-                            close(POLICY_VIOLATION, "blocked by policy").await;
-                            let _ = stop.send(());
-                            return;
+                            break (Some((POLICY_VIOLATION, "blocked by policy")), false);
                         }
-                        &a.held
+                        out.extend_from_slice(&a.held);
+                        a.held.clear();
                     }
-                    Err(code) => {
-                        close(code, "server protocol error").await;
-                        let _ = stop.send(());
-                        return;
-                    }
+                    Err(code) => break (Some((code, "server protocol error")), false),
                 },
-                _ => &frame,
-            };
-            if cw.lock().await.write_all(out).await.is_err() {
+                _ => out.extend_from_slice(&frame),
+            }
+        };
+        if !out.is_empty() || closing.is_some() {
+            let mut w = cw.lock().await;
+            if w.closed {
+                drop(w);
+                return drain(ur).await;
+            }
+            if w.io.write_all(&out).await.is_err() {
                 return;
             }
-            if let Some(a) = inspect.as_mut() {
-                a.held.clear();
+            out.clear();
+            if let Some((code, reason)) = closing {
+                w.closed = true;
+                let _ = w.io.write_all(&close_frame(code, reason)).await;
+                let _ = w.io.shutdown().await;
+                drop(w);
+                let _ = stop.send(());
+                return drain(ur).await;
             }
         }
-        if header(&buf).is_err() {
-            if inspect.is_some() {
-                close(PROTOCOL_ERROR, "server protocol error").await;
-                let _ = stop.send(());
-                return;
-            }
+        if unframed {
             // Not WebSocket framing from the server: pass the rest through unparsed, a chunk at a time so
             // that a close of ours waits for one chunk at most.
             let mut chunk = vec![0u8; 16 * 1024];
             let mut pending = buf.split().to_vec();
             loop {
-                if cw.lock().await.write_all(&pending).await.is_err() {
+                let mut w = cw.lock().await;
+                if w.closed {
+                    drop(w);
+                    return drain(ur).await;
+                }
+                if w.io.write_all(&pending).await.is_err() {
                     return;
                 }
+                drop(w);
                 match ur.read(&mut chunk).await {
                     Ok(0) | Err(_) => return,
                     Ok(n) => pending = chunk[..n].to_vec(),
@@ -491,12 +539,29 @@ async fn server_to_client<R, W>(
         }
         match ur.read_buf(&mut buf).await {
             Ok(0) | Err(_) => {
-                let _ = cw.lock().await.shutdown().await;
+                let mut w = cw.lock().await;
+                if !w.closed {
+                    let _ = w.io.shutdown().await;
+                }
                 return;
             }
             Ok(_) => {}
         }
     }
+}
+
+/// Reads the upstream to its end after the client was closed, dropping what comes, for at most
+/// [`UPSTREAM_CLOSE_WAIT`].
+async fn drain<R: AsyncRead + Unpin>(mut ur: R) {
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(UPSTREAM_CLOSE_WAIT, async {
+        while let Ok(n) = ur.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

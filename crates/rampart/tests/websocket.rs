@@ -592,3 +592,108 @@ flush_interval = "50ms"
     );
     drop(proc);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_in_one_write_passes_in_order_and_an_attack_inside_it_stops_it_there() {
+    let (backend, seen) = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        r#"data_dir = "./data"
+
+[log]
+access = false
+
+[[listeners]]
+addr = "127.0.0.1:{port}"
+
+[upstreams.chat]
+targets = ["http://{backend}"]
+
+[[routes]]
+name = "chat"
+path = "/ws"
+upstream = "chat"
+mode = "block"
+"#
+    );
+    let proc = run_with_config(dir.path(), &config);
+    let upgrade = || async {
+        let mut tcp = None;
+        for _ in 0..100 {
+            if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                tcp = Some(s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut tcp = tcp.unwrap_or_else(|| panic!("gateway never listened: {}", proc.dump()));
+        tcp.write_all(
+            b"GET /ws/burst HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.unwrap());
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        tcp
+    };
+
+    // Ten chat messages (and ten pings) in one write: every message reaches the server, in order.
+    let mut tcp = upgrade().await;
+    let chat: Vec<String> = (0..10)
+        .map(|i| format!(r#"{{"seq":{i},"text":"it's O'Brien's turn -- message {i}"}}"#))
+        .collect();
+    tcp.write_all(&burst(&chat).await).await.unwrap();
+    let mut echoed = Vec::new();
+    while echoed.len() < chat.len() {
+        let frame = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut tcp))
+            .await
+            .unwrap()
+            .expect("a frame");
+        if frame.2 == 1 {
+            echoed.push(String::from_utf8(frame.3).unwrap());
+        }
+    }
+    let expected: Vec<String> = chat.iter().map(|m| format!("echo: {m}")).collect();
+    assert_eq!(echoed, expected);
+
+    // An attack third in a burst: the two before it reach the server, it and what follows do not, and the
+    // connection is closed with 1008.
+    seen.lock().unwrap().clear();
+    let mut tcp = upgrade().await;
+    let messages = [
+        r#"{"text":"first"}"#.to_string(),
+        r#"{"text":"second"}"#.to_string(),
+        r#"{"q":"x' UNION SELECT password FROM users--"}"#.to_string(),
+        r#"{"text":"fourth"}"#.to_string(),
+    ];
+    tcp.write_all(&burst(&messages).await).await.unwrap();
+    let code = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut tcp))
+            .await
+            .unwrap()
+            .expect("frames, then a close");
+        if frame.2 == 8 {
+            break u16::from_be_bytes([frame.3[0], frame.3[1]]);
+        }
+    };
+    assert_eq!(code, 1008);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(*seen.lock().unwrap(), messages[..2].to_vec());
+    drop(proc);
+}
+
+/// Messages, each followed by a ping, as masked frames in one buffer: sent with one write, the relay sees
+/// them in one read.
+async fn burst(messages: &[String]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for m in messages {
+        write_frame(&mut buf, (true, false, 1, m.as_bytes().to_vec()), true).await;
+        write_frame(&mut buf, (true, false, 9, b"p".to_vec()), true).await;
+    }
+    buf
+}
