@@ -6,7 +6,8 @@
 #
 # Starts the shared baseline (../shared/bench/baseline/setup.sh with UPSTREAM_PORT=9001: nginx serving a
 # static 200 "ok" on 9001, plain nginx proxying to it on 8082), then rampart (release build, access log on,
-# all limits on; MODE=off (default: no detection, as issue 3 measures) or MODE=block (detection on)) on 127.0.0.1:8090 proxying to the same 9001 backend.
+# all limits on; MODE=off (default: no detection, as issue 3 measures) or MODE=block (detection on);
+# DISCOVERY=off without API discovery) on 127.0.0.1:8090 proxying to the same 9001 backend.
 # wrk drives both with identical settings: small GETs, then 64 KiB JSON POSTs. Prints req/s, p50 and p99
 # per case and the rampart/nginx ratios. Everything is on loopback and bounded in time.
 set -euo pipefail
@@ -23,9 +24,17 @@ trap 'kill "${RAMPART_PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -q wrk >/dev/null; }
 UPSTREAM_PORT=9001 "$SHARED/bench/baseline/setup.sh" >/dev/null
 
-cargo build --release -q -p rampart --manifest-path "$ROOT/Cargo.toml"
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/rampart"
+# RAMPART_BIN=path runs that binary instead of building this checkout (A/B runs of two builds).
+if [[ -n "${RAMPART_BIN:-}" ]]; then
+  BIN="$RAMPART_BIN"
+else
+  cargo build --release -q -p rampart --manifest-path "$ROOT/Cargo.toml"
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/rampart"
+fi
 
+# DISCOVERY=off runs rampart without API discovery (on by default, as in production).
+DISCOVERY_ENABLED=true
+[[ "${DISCOVERY:-on}" == off ]] && DISCOVERY_ENABLED=false
 cat > "$WORK/rampart.toml" <<EOF
 [[listeners]]
 addr = "127.0.0.1:$RAMPART_PORT"
@@ -40,6 +49,9 @@ mode = "${MODE:-off}"
 
 [console]
 listen = "127.0.0.1:0"
+
+[discovery]
+enabled = ${DISCOVERY_ENABLED}
 EOF
 "$BIN" run --config "$WORK/rampart.toml" > "$WORK/access.log" 2>&1 &
 RAMPART_PID=$!
