@@ -282,11 +282,11 @@ fn lex(s: &str) -> Vec<Seg> {
         () => {
             if !word.is_empty() {
                 let seg = segs.last_mut().unwrap();
+                // A copy of exactly the word's size; the buffer keeps its capacity for the next word.
                 if seg.words.len() < 16 {
-                    seg.words.push(std::mem::take(&mut word));
-                } else {
-                    word.clear();
+                    seg.words.push(word.clone());
                 }
+                word.clear();
                 if word_obf {
                     seg.obfuscated = true;
                 }

@@ -662,7 +662,8 @@ pub fn lex(s: &str, from: usize, out: &mut Vec<Token>) {
                     i += 1;
                 }
                 // select.2 / union.select: a keyword glued to a dot ends there
-                if let Some(d) = s[start..i].find('.') {
+                // (a byte scan: words are short, and a searcher costs more to set up than to run)
+                if let Some(d) = b[start..i].iter().position(|&c| c == b'.') {
                     if d > 0
                         && matches!(
                             keyword(&s[start..start + d]),
