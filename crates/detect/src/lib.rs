@@ -227,7 +227,7 @@ pub struct Detector {
     exclusions: Vec<CompiledExclusion>,
     custom: Vec<CompiledCustom>,
     disabled: Vec<String>,
-    prefilter: prefilter::Prefilter,
+    prefilter: &'static prefilter::Prefilter,
     graphql: graphql::GraphqlLimits,
     graphql_schema: Option<std::sync::Arc<graphql::Schema>>,
 }
@@ -346,7 +346,7 @@ impl Detector {
             exclusions,
             custom,
             disabled: cfg.disabled_rules.clone(),
-            prefilter: prefilter::Prefilter::new(),
+            prefilter: prefilter::Prefilter::shared(),
             graphql: cfg.graphql.clone(),
             graphql_schema,
         })
@@ -721,7 +721,7 @@ pub(crate) fn max_score_at(
         is_key,
         root: 0,
     };
-    let pre = crate::prefilter::Prefilter::new().scan(v);
+    let pre = crate::prefilter::Prefilter::shared().scan(v);
     let lower = v.to_ascii_lowercase();
     let ctx = Ctx {
         point: &p,

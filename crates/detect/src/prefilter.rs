@@ -377,8 +377,9 @@ impl Default for Prefilter {
 
 impl Prefilter {
     pub fn new() -> Prefilter {
-        // A DFA: every value of every request is scanned, and the default (a contiguous NFA) costs
-        // several times more per byte; ~200 short keywords keep the table small.
+        // A DFA: every value of every request is scanned, and against the default (a contiguous NFA)
+        // it takes about 6 % off the instructions of a whole chat message's analysis (callgrind). It
+        // costs ~7M instructions to build, which `shared` pays once per process.
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
@@ -386,6 +387,13 @@ impl Prefilter {
             .build(KEYWORDS.iter().map(|(k, _)| k))
             .expect("static keywords");
         Prefilter { ac }
+    }
+
+    /// The process's prefilter: its keywords are constants, so every route's detector shares one
+    /// automaton, built on first use (a few milliseconds) instead of once per route and reload.
+    pub fn shared() -> &'static Prefilter {
+        static SHARED: std::sync::OnceLock<Prefilter> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Prefilter::new)
     }
 
     pub fn scan(&self, value: &str) -> Pre {
