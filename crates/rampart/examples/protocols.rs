@@ -12,7 +12,8 @@
 //! Two gateways run side by side: one with the routes in mode off (the relays alone: what the extra hop
 //! costs) and one in mode block (every message inspected). Direct and gateway runs alternate (`ROUNDS` times each) so that the noise of a shared machine falls on
 //! both; the figures are the sums over rounds. Prints calls (messages) per second, p50 and p99 latency per
-//! path, and the gateway/direct ratios. Every message is checked: a wrong echo or a failed call aborts.
+//! path, the gateway's CPU time per call (from /proc: steadier than throughput on a shared machine), and
+//! the gateway/direct ratios. Every message is checked: a wrong echo or a failed call aborts.
 //!
 //! `cargo build --release -p rampart --example protocols && target/release/examples/protocols`; with
 //! `GATEWAY_CPUS=0 taskset -c 1 target/release/examples/protocols` the gateways get core 0 to themselves
@@ -107,6 +108,8 @@ struct Tally {
     done: u64,
     micros: Vec<u64>,
     elapsed: Duration,
+    /// CPU time the gateway spent on these calls (none for the direct path).
+    gateway_cpu: Option<Duration>,
 }
 
 impl Tally {
@@ -114,6 +117,15 @@ impl Tally {
         self.done += other.done;
         self.micros.extend(other.micros);
         self.elapsed += other.elapsed;
+    }
+
+    /// Adds a round, charging the gateway's CPU time over it.
+    async fn add_round(&mut self, gateway: Option<&Gateway>, round: impl std::future::Future<Output = Tally>) {
+        let before = gateway.map(Gateway::cpu);
+        self.add(round.await);
+        if let (Some(g), Some(before)) = (gateway, before) {
+            *self.gateway_cpu.get_or_insert(Duration::ZERO) += g.cpu().saturating_sub(before);
+        }
     }
     fn per_s(&self) -> f64 {
         self.done as f64 / self.elapsed.as_secs_f64()
@@ -249,6 +261,23 @@ async fn ws_backend() -> SocketAddr {
 
 struct Gateway(Child);
 
+impl Gateway {
+    /// CPU time the gateway has used so far (user + system, from /proc; Linux counts it in 1/100 s).
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses and may hold spaces: utime and stime
+        // are the 12th and 13th of them.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ticks: u64 = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|t| t.parse::<u64>().ok())
+            .sum();
+        Duration::from_millis(ticks * 10)
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -351,7 +380,10 @@ fn rows(proto: &str, t: &mut [Tally; 3]) -> [(f64, u64, u64); 3] {
 
 fn row(name: &str, t: &mut Tally) -> (f64, u64, u64) {
     let (rate, p50, p99) = (t.per_s(), t.pct(0.50), t.pct(0.99));
-    println!("| {name} | {rate:.0} | {p50} | {p99} |");
+    let cpu = t.gateway_cpu.map_or("-".to_string(), |c| {
+        format!("{:.1}", c.as_secs_f64() * 1e6 / t.done.max(1) as f64)
+    });
+    println!("| {name} | {rate:.0} | {p50} | {p99} | {cpu} |");
     (rate, p50, p99)
 }
 
@@ -376,8 +408,9 @@ fn main() {
         let (grpc, ws) = (grpc_backend().await, ws_backend().await);
         let (dir_off, dir_on) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         // Two gateways: mode off (the relays alone) and mode block (every message inspected).
-        let (_off, port_off) = gateway(dir_off.path(), grpc, ws, "off");
-        let (_on, port_on) = gateway(dir_on.path(), grpc, ws, "block");
+        let (off, port_off) = gateway(dir_off.path(), grpc, ws, "off");
+        let (on, port_on) = gateway(dir_on.path(), grpc, ws, "block");
+        let gateways = [None, Some(&off), Some(&on)];
         let grpc_urls = [
             format!("http://{grpc}"),
             format!("http://127.0.0.1:{port_off}"),
@@ -405,10 +438,12 @@ fn main() {
         for _ in 0..rounds {
             for i in 0..3 {
                 if run_grpc {
-                    g[i].add(grpc_round(&grpc_urls[i], conns, streams, duration).await);
+                    g[i].add_round(gateways[i], grpc_round(&grpc_urls[i], conns, streams, duration))
+                        .await;
                 }
                 if run_ws {
-                    w[i].add(ws_round(&ws_urls[i], conns, duration).await);
+                    w[i].add_round(gateways[i], ws_round(&ws_urls[i], conns, duration))
+                        .await;
                 }
             }
         }
@@ -416,8 +451,8 @@ fn main() {
             "# {rounds} rounds x {}s, {conns} connections ({streams} calls in flight per gRPC channel)",
             duration.as_secs()
         );
-        println!("| path | per s | p50 µs | p99 µs |");
-        println!("|---|---|---|---|");
+        println!("| path | per s | p50 µs | p99 µs | gateway CPU µs per call |");
+        println!("|---|---|---|---|---|");
         // Rows first, then ratios, as in the tables of docs/benchmarks.md.
         let grpc = run_grpc.then(|| rows("gRPC unary", &mut g));
         let ws = run_ws.then(|| rows("WebSocket echo", &mut w));
