@@ -13,55 +13,37 @@
 # threads' voluntary context switches before and after, and prints per request: CPU microseconds and
 # context switches, with the throughput wrk saw. Loopback only, bounded in time.
 set -euo pipefail
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/.." && pwd)"
-SHARED="${SHARED:-$ROOT/../shared}"
+# shellcheck source=bench/front.sh
+source "$(dirname "${BASH_SOURCE[0]}")/front.sh"
 DURATION="${DURATION:-5s}"
 ROUNDS="${ROUNDS:-3}"
 PORT=8091
 WORK="$(mktemp -d)"
 trap 'kill "${PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -q wrk >/dev/null; }
-UPSTREAM_PORT=9001 "$SHARED/bench/baseline/setup.sh" >/dev/null
-
+start_static_backend
 if [[ $# -eq 0 ]]; then
   cargo build --release -q -p rampart --manifest-path "$ROOT/Cargo.toml"
   set -- "${CARGO_TARGET_DIR:-$ROOT/target}/release/rampart"
 fi
-DISCOVERY_ENABLED=true
-[[ "${DISCOVERY:-on}" == off ]] && DISCOVERY_ENABLED=false
-cat > "$WORK/rampart.toml" <<EOF
-[[listeners]]
-addr = "127.0.0.1:$PORT"
-
-[upstreams.backend]
-targets = ["http://127.0.0.1:9001"]
-
-[[routes]]
-path = "/"
-upstream = "backend"
-mode = "${MODE:-off}"
-
-[console]
-listen = "127.0.0.1:0"
-
-[discovery]
-enabled = $DISCOVERY_ENABLED
-EOF
+write_front_config "$WORK/rampart.toml" "$PORT"
+bins=()
+for b in "$@"; do bins+=("$(realpath "$b")"); done  # the gateway runs in its own data directory
 
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s}'; }
 cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 hz=$(getconf CLK_TCK)
 
-echo "# $(date -u +%FT%TZ) wrk -t2 -c64 -d$DURATION GET, mode ${MODE:-off}, discovery $DISCOVERY_ENABLED, $(nproc) cores"
+echo "# $(date -u +%FT%TZ) wrk -t2 -c64 -d$DURATION GET, mode ${MODE:-off}, discovery ${DISCOVERY:-on}, $(nproc) cores"
 printf '%-40s %12s %14s %16s\n' binary "req/s" "CPU us/req" "switches/req"
 for _ in $(seq 1 "$ROUNDS"); do
-  for bin in "$@"; do
+  for bin in "${bins[@]}"; do
     rm -rf "$WORK/data" && mkdir -p "$WORK/data"
     (cd "$WORK/data" && exec "$bin" run --config "$WORK/rampart.toml" >/dev/null 2>&1) &
     PID=$!
-    for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+    up=""
+    for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && up=1 && break; sleep 0.1; done
+    [[ -n "$up" ]] || { echo "$bin never answered on 127.0.0.1:$PORT" >&2; exit 1; }
     wrk -t2 -c64 -d1s "http://127.0.0.1:$PORT/api/v1/items" >/dev/null
     t0=$(cpu_ticks "$PID"); s0=$(switches "$PID")
     out=$(wrk -t2 -c64 -d"$DURATION" "http://127.0.0.1:$PORT/api/v1/items")

@@ -11,9 +11,8 @@
 # wrk drives both with identical settings: small GETs, then 64 KiB JSON POSTs. Prints req/s, p50 and p99
 # per case and the rampart/nginx ratios. Everything is on loopback and bounded in time.
 set -euo pipefail
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/.." && pwd)"
-SHARED="${SHARED:-$ROOT/../shared}"
+# shellcheck source=bench/front.sh
+source "$(dirname "${BASH_SOURCE[0]}")/front.sh"
 DURATION="${DURATION:-10s}"
 CONNS="${CONNS:-64}"
 THREADS="${THREADS:-2}"
@@ -21,8 +20,7 @@ RAMPART_PORT=8090
 WORK="$(mktemp -d)"
 trap 'kill "${RAMPART_PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -q wrk >/dev/null; }
-UPSTREAM_PORT=9001 "$SHARED/bench/baseline/setup.sh" >/dev/null
+start_static_backend
 
 # RAMPART_BIN=path runs that binary instead of building this checkout (A/B runs of two builds).
 if [[ -n "${RAMPART_BIN:-}" ]]; then
@@ -32,27 +30,7 @@ else
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/rampart"
 fi
 
-# DISCOVERY=off runs rampart without API discovery (on by default, as in production).
-DISCOVERY_ENABLED=true
-[[ "${DISCOVERY:-on}" == off ]] && DISCOVERY_ENABLED=false
-cat > "$WORK/rampart.toml" <<EOF
-[[listeners]]
-addr = "127.0.0.1:$RAMPART_PORT"
-
-[upstreams.backend]
-targets = ["http://127.0.0.1:9001"]
-
-[[routes]]
-path = "/"
-upstream = "backend"
-mode = "${MODE:-off}"
-
-[console]
-listen = "127.0.0.1:0"
-
-[discovery]
-enabled = ${DISCOVERY_ENABLED}
-EOF
+write_front_config "$WORK/rampart.toml" "$RAMPART_PORT"
 "$BIN" run --config "$WORK/rampart.toml" > "$WORK/access.log" 2>&1 &
 RAMPART_PID=$!
 for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$RAMPART_PORT/" && break; sleep 0.1; done

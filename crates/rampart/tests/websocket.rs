@@ -405,54 +405,15 @@ async fn compressed_messages_over_http1_and_http2_are_inflated_and_inspected() {
     let (backend, seen) = deflate_server().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = format!(
-        r#"data_dir = "./data"
-
-[log]
-access = false
-
-[[listeners]]
-addr = "127.0.0.1:{port}"
-
-[upstreams.chat]
-targets = ["http://{backend}"]
-
-[[routes]]
-name = "chat"
-path = "/ws"
-upstream = "chat"
-mode = "block"
-"#
-    );
-    let proc = run_with_config(dir.path(), &config);
-    let mut tcp = None;
-    for _ in 0..100 {
-        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            tcp = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut tcp = tcp.unwrap_or_else(|| panic!("gateway never listened: {}", proc.dump()));
-
+    let proc = run_with_config(dir.path(), &chat_route(port, backend));
     // HTTP/1.1 upgrade offering permessage-deflate.
-    let key = "dGhlIHNhbXBsZSBub25jZQ==";
-    tcp.write_all(
-        format!(
-            "GET /ws/room/7 HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
-        )
-        .as_bytes(),
+    let (mut tcp, head) = upgrade(
+        port,
+        "/ws/room/7",
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+        &proc,
     )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(tcp.read_u8().await.unwrap());
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 101"), "{head}");
+    .await;
     assert!(head.contains("permessage-deflate"), "{head}");
     compressed_chat(&mut tcp, &seen, "h1").await;
 
@@ -598,52 +559,10 @@ async fn a_burst_in_one_write_passes_in_order_and_an_attack_inside_it_stops_it_t
     let (backend, seen) = echo_server().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = format!(
-        r#"data_dir = "./data"
-
-[log]
-access = false
-
-[[listeners]]
-addr = "127.0.0.1:{port}"
-
-[upstreams.chat]
-targets = ["http://{backend}"]
-
-[[routes]]
-name = "chat"
-path = "/ws"
-upstream = "chat"
-mode = "block"
-"#
-    );
-    let proc = run_with_config(dir.path(), &config);
-    let upgrade = || async {
-        let mut tcp = None;
-        for _ in 0..100 {
-            if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                tcp = Some(s);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mut tcp = tcp.unwrap_or_else(|| panic!("gateway never listened: {}", proc.dump()));
-        tcp.write_all(
-            b"GET /ws/burst HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(tcp.read_u8().await.unwrap());
-        }
-        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-        tcp
-    };
+    let proc = run_with_config(dir.path(), &chat_route(port, backend));
 
     // Ten chat messages (and ten pings) in one write: every message reaches the server, in order.
-    let mut tcp = upgrade().await;
+    let (mut tcp, _) = upgrade(port, "/ws/burst", "", &proc).await;
     let chat: Vec<String> = (0..10)
         .map(|i| format!(r#"{{"seq":{i},"text":"it's O'Brien's turn -- message {i}"}}"#))
         .collect();
@@ -664,7 +583,7 @@ mode = "block"
     // An attack third in a burst: the two before it reach the server, it and what follows do not, and the
     // connection is closed with 1008.
     seen.lock().unwrap().clear();
-    let mut tcp = upgrade().await;
+    let (mut tcp, _) = upgrade(port, "/ws/burst", "", &proc).await;
     let messages = [
         r#"{"text":"first"}"#.to_string(),
         r#"{"text":"second"}"#.to_string(),
@@ -696,4 +615,58 @@ async fn burst(messages: &[String]) -> Vec<u8> {
         write_frame(&mut buf, (true, false, 9, b"p".to_vec()), true).await;
     }
     buf
+}
+
+/// One route, `chat` on `/ws` in block mode, in front of `backend`.
+fn chat_route(port: u16, backend: std::net::SocketAddr) -> String {
+    format!(
+        r#"data_dir = "./data"
+
+[log]
+access = false
+
+[[listeners]]
+addr = "127.0.0.1:{port}"
+
+[upstreams.chat]
+targets = ["http://{backend}"]
+
+[[routes]]
+name = "chat"
+path = "/ws"
+upstream = "chat"
+mode = "block"
+"#
+    )
+}
+
+/// Opens a WebSocket to `path` through the gateway by hand (HTTP/1.1 upgrade, `extra` header lines
+/// added), waiting for the gateway to listen; returns the stream after the 101 and the answer's head,
+/// lowercased.
+async fn upgrade(port: u16, path: &str, extra: &str, proc: &Proc) -> (tokio::net::TcpStream, String) {
+    let mut tcp = None;
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            tcp = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut tcp = tcp.unwrap_or_else(|| panic!("gateway never listened: {}", proc.dump()));
+    tcp.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    (tcp, head)
 }
