@@ -183,8 +183,11 @@ async fn run(mut rx: tokio::sync::mpsc::Receiver<Msg>, path: PathBuf, flush_inte
         // Busy: let the queue fill for a moment, then take all of it. A task waiting in `recv` is woken
         // by every send, a thread switch per request on a busy gateway (about a tenth of the small-GET
         // throughput on two cores); reading in batches makes it one per DRAIN_EVERY.
+        // At most a queue's worth per round, so that senders as fast as the task cannot keep it from
+        // saving or from yielding its thread.
         tokio::time::sleep(DRAIN_EVERY).await;
-        while let Ok(msg) = rx.try_recv() {
+        for _ in 0..QUEUE {
+            let Ok(msg) = rx.try_recv() else { break };
             state.take(msg).await;
         }
         if state.changed && state.flushed.elapsed() >= flush_interval {
