@@ -331,6 +331,15 @@ fn lex(s: &str) -> Vec<Seg> {
                 if c == b'$' {
                     i += 1;
                 }
+            } else if c.is_ascii() && !matches!(c, b'\\' | b'`' | b'$') {
+                // A run of text inside the quotes goes into the word at once (prose is mostly this).
+                let run = 1 + b[i + 1..]
+                    .iter()
+                    .position(|&x| x == quote || !x.is_ascii() || matches!(x, b'\\' | b'`' | b'$'))
+                    .unwrap_or(n - i - 1);
+                push_capped(&mut word, &s[i..i + run]);
+                i += run;
+                continue;
             } else if word.len() < 256 {
                 word.push(c as char);
             }
@@ -419,13 +428,20 @@ fn lex(s: &str) -> Vec<Seg> {
                     new_seg!(Sep::Subst, i);
                 }
             }
+            _ if c.is_ascii() => {
+                // A run of ordinary bytes goes into the word at once; the run stops before any byte an
+                // arm above handles (a `,` among them, whose arm depends on the segment).
+                let run = 1 + b[i + 1..]
+                    .iter()
+                    .position(|&x| ENDS_PLAIN_RUN[x as usize])
+                    .unwrap_or(n - i - 1);
+                push_capped(&mut word, &s[i..i + run]);
+                i += run;
+                continue;
+            }
             _ => {
                 if word.len() < 256 {
-                    if c < 0x80 {
-                        word.push(c as char);
-                    } else {
-                        word.push('\u{fffd}');
-                    }
+                    word.push('\u{fffd}');
                 }
             }
         }
@@ -433,6 +449,30 @@ fn lex(s: &str) -> Vec<Seg> {
     }
     end_word!();
     segs
+}
+
+/// Bytes that end a run of word text outside quotes: the ones `lex` gives a meaning of their own, and
+/// non-ASCII (a table: it is asked for every byte of every value the shell detector reads).
+static ENDS_PLAIN_RUN: [bool; 256] = {
+    let mut t = [false; 256];
+    let special = b" \t\x0b\x0c,'\"\\^;\n\r|&`$(){}<>";
+    let mut i = 0;
+    while i < special.len() {
+        t[special[i] as usize] = true;
+        i += 1;
+    }
+    let mut c = 0x80;
+    while c < 256 {
+        t[c] = true;
+        c += 1;
+    }
+    t
+};
+
+/// Appends ASCII `text` to a lexed word, which stops growing at 256 bytes.
+fn push_capped(word: &mut String, text: &str) {
+    let room = 256usize.saturating_sub(word.len());
+    word.push_str(&text[..text.len().min(room)]);
 }
 
 fn base_cmd(w: &str) -> (&str, bool) {
@@ -756,6 +796,33 @@ mod tests {
 
     fn score(v: &str) -> u32 {
         crate::max_score_of(check, v)
+    }
+
+    fn words(s: &str) -> Vec<Vec<String>> {
+        lex(s).into_iter().map(|seg| seg.words).collect()
+    }
+
+    #[test]
+    fn the_lexer_joins_quoted_and_plain_runs_into_words() {
+        assert_eq!(words("ca't' /etc/pas\"swd\""), [["cat", "/etc/passwd"]]);
+        assert_eq!(words("a 'b c'd;e"), [vec!["a", "b cd"], vec!["e"]]);
+        // Inside double quotes a backslash escapes and `$(` still substitutes; in single quotes a
+        // backslash is text.
+        assert_eq!(words("x \"a\\\"b\" 'c\\d'"), [["x", "a\"b", "c\\d"]]);
+        assert_eq!(words("echo \"hi $(id)\""), [vec!["echo", "hi "], vec!["id"]]);
+        // `,` splits words only in an obfuscated segment (`{cat,/etc/passwd}`).
+        assert_eq!(words("a,b"), [["a,b"]]);
+        assert_eq!(words("{cat,/etc/passwd}"), [["cat", "/etc/passwd"]]);
+        // Non-ASCII bytes outside quotes stand as U+FFFD each; words stop growing at 256 bytes.
+        assert_eq!(words("é"), [["\u{fffd}\u{fffd}"]]);
+        let long = "a".repeat(300);
+        assert_eq!(
+            words(&format!("'{long}' {long}"))[0]
+                .iter()
+                .map(String::len)
+                .collect::<Vec<_>>(),
+            [256, 256]
+        );
     }
 
     #[test]
