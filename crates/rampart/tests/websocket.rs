@@ -52,24 +52,8 @@ async fn chat_passes_and_an_attack_in_a_message_closes_with_1008() {
     let (backend, seen) = echo_server().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = format!(
-        r#"data_dir = "./data"
-
-[log]
-access = false
-
-[[listeners]]
-addr = "127.0.0.1:{port}"
-
-[upstreams.chat]
-targets = ["http://{backend}"]
-
-[[routes]]
-name = "chat"
-path = "/ws"
-upstream = "chat"
-mode = "block"
-[routes.websocket]
+    let routes = format!(
+        r#"{CHAT_ROUTE}[routes.websocket]
 messages_per_second = 5
 burst = 10
 
@@ -78,13 +62,9 @@ name = "rest"
 path = "/"
 upstream = "chat"
 mode = "block"
-
-[[events.sinks]]
-name = "file"
-type = "jsonl"
-flush_interval = "50ms"
-"#
+{EVENTS_TO_FILE}"#
     );
+    let config = gateway_config(port, backend, &routes);
     let proc = run_with_config(dir.path(), &config);
     let url = format!("ws://127.0.0.1:{port}/ws/room/42");
     let mut ws = None;
@@ -405,7 +385,7 @@ async fn compressed_messages_over_http1_and_http2_are_inflated_and_inspected() {
     let (backend, seen) = deflate_server().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let proc = run_with_config(dir.path(), &chat_route(port, backend));
+    let proc = run_with_config(dir.path(), &gateway_config(port, backend, CHAT_ROUTE));
     // HTTP/1.1 upgrade offering permessage-deflate.
     let (mut tcp, head) = upgrade(
         port,
@@ -475,19 +455,8 @@ async fn server_messages_are_inspected_when_the_route_asks() {
     });
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = format!(
-        r#"data_dir = "./data"
-
-[log]
-access = false
-
-[[listeners]]
-addr = "127.0.0.1:{port}"
-
-[upstreams.chat]
-targets = ["http://{backend}"]
-
-[[routes]]
+    let routes = format!(
+        r#"[[routes]]
 name = "inspected"
 path = "/inspected"
 upstream = "chat"
@@ -500,13 +469,9 @@ name = "default"
 path = "/"
 upstream = "chat"
 mode = "block"
-
-[[events.sinks]]
-name = "file"
-type = "jsonl"
-flush_interval = "50ms"
-"#
+{EVENTS_TO_FILE}"#
     );
+    let config = gateway_config(port, backend, &routes);
     let proc = run_with_config(dir.path(), &config);
     let connect = |path: &'static str| {
         let url = format!("ws://127.0.0.1:{port}{path}");
@@ -559,7 +524,7 @@ async fn a_burst_in_one_write_passes_in_order_and_an_attack_inside_it_stops_it_t
     let (backend, seen) = echo_server().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let proc = run_with_config(dir.path(), &chat_route(port, backend));
+    let proc = run_with_config(dir.path(), &gateway_config(port, backend, CHAT_ROUTE));
 
     // Ten chat messages (and ten pings) in one write: every message reaches the server, in order.
     let (mut tcp, _) = upgrade(port, "/ws/burst", "", &proc).await;
@@ -617,8 +582,8 @@ async fn burst(messages: &[String]) -> Vec<u8> {
     buf
 }
 
-/// One route, `chat` on `/ws` in block mode, in front of `backend`.
-fn chat_route(port: u16, backend: std::net::SocketAddr) -> String {
+/// A gateway on `port` with the upstream `chat` (`backend`) and `routes`.
+fn gateway_config(port: u16, backend: std::net::SocketAddr, routes: &str) -> String {
     format!(
         r#"data_dir = "./data"
 
@@ -631,14 +596,25 @@ addr = "127.0.0.1:{port}"
 [upstreams.chat]
 targets = ["http://{backend}"]
 
-[[routes]]
+{routes}"#
+    )
+}
+
+/// The route `chat` on `/ws` in block mode.
+const CHAT_ROUTE: &str = r#"[[routes]]
 name = "chat"
 path = "/ws"
 upstream = "chat"
 mode = "block"
-"#
-    )
-}
+"#;
+
+/// Events written to the data directory's JSONL file, flushed quickly for the tests to read.
+const EVENTS_TO_FILE: &str = r#"
+[[events.sinks]]
+name = "file"
+type = "jsonl"
+flush_interval = "50ms"
+"#;
 
 /// Opens a WebSocket to `path` through the gateway by hand (HTTP/1.1 upgrade, `extra` header lines
 /// added), waiting for the gateway to listen; returns the stream after the 101 and the answer's head,
