@@ -164,12 +164,17 @@ fn masked_close_frame(code: u16, reason: &str) -> Vec<u8> {
     // The key only has to be unpredictable to the page (5.3); should the OS source fail, a fixed key
     // still makes a valid frame.
     let _ = getrandom::fill(&mut key);
-    let payload: Vec<u8> = f[2..].iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+    let payload: Vec<u8> = mask(&f[2..], key).collect();
     f[1] |= 0x80;
     f.truncate(2);
     f.extend_from_slice(&key);
     f.extend_from_slice(&payload);
     f
+}
+
+/// `payload` masked (or unmasked: the same XOR) with `key` (RFC 6455 5.3).
+fn mask(payload: &[u8], key: [u8; 4]) -> impl Iterator<Item = u8> + '_ {
+    payload.iter().enumerate().map(move |(i, b)| b ^ key[i % 4])
 }
 
 /// How long the upstream is given to answer our close before its connection is dropped.
@@ -181,6 +186,15 @@ const UPSTREAM_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(
 struct ClientWriter<W> {
     io: W,
     closed: bool,
+}
+
+impl<W: AsyncWrite + Unpin> ClientWriter<W> {
+    /// Sends the client our close frame and ends the connection's write side.
+    async fn close(&mut self, code: u16, reason: &str) {
+        self.closed = true;
+        let _ = self.io.write_all(&close_frame(code, reason)).await;
+        let _ = self.io.shutdown().await;
+    }
 }
 
 /// permessage-deflate as the upgrade answer negotiated it (RFC 7692 section 7.1): whether each side
@@ -284,9 +298,7 @@ impl Assembler {
         self.held.extend_from_slice(frame);
         let payload = &frame[h.head..];
         match h.mask {
-            Some(m) => self
-                .message
-                .extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4])),
+            Some(m) => self.message.extend(mask(payload, m)),
             None => self.message.extend_from_slice(payload),
         }
         if !h.fin {
@@ -338,17 +350,6 @@ where
     let mut buf = BytesMut::with_capacity(16 * 1024);
     // Frames decided during one read, written upstream together: a burst of messages costs one write.
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
-    // Closing: take the writer (a server frame being written finishes first), mark it closed so that
-    // the server's direction writes nothing after our close frame, and close the client.
-    let close = |code: u16, reason: &'static str| {
-        let cw = cw.clone();
-        async move {
-            let mut w = cw.lock().await;
-            w.closed = true;
-            let _ = w.io.write_all(&close_frame(code, reason)).await;
-            let _ = w.io.shutdown().await;
-        }
-    };
     // Set when the gateway, not the client, ends the connection: the upstream gets a close frame too.
     let mut ended_by_us: Option<u16> = None;
     let mut server_done = false;
@@ -405,7 +406,9 @@ where
             out.clear();
         }
         if let Some((code, reason)) = closing {
-            close(code, reason).await;
+            // The writer is taken first (a server frame being written finishes), and marked closed so
+            // that the server's direction writes nothing after our close frame.
+            cw.lock().await.close(code, reason).await;
             ended_by_us = Some(code);
             break;
         }
@@ -508,9 +511,7 @@ async fn server_to_client<R, W>(
             }
             out.clear();
             if let Some((code, reason)) = closing {
-                w.closed = true;
-                let _ = w.io.write_all(&close_frame(code, reason)).await;
-                let _ = w.io.shutdown().await;
+                w.close(code, reason).await;
                 drop(w);
                 let _ = stop.send(());
                 return drain(ur).await;
