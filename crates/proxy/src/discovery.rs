@@ -162,7 +162,7 @@ async fn run(mut rx: tokio::sync::mpsc::Receiver<Msg>, path: PathBuf, flush_inte
     };
     let mut state = State {
         store,
-        before: Arc::new(before),
+        before,
         live: HashMap::new(),
         changed: false,
         flushed: tokio::time::Instant::now(),
@@ -202,7 +202,8 @@ async fn run(mut rx: tokio::sync::mpsc::Receiver<Msg>, path: PathBuf, flush_inte
 /// The discovery task's inventories, and what of them is saved.
 struct State {
     store: Option<SharedStore>,
-    before: Arc<Inventories>,
+    /// What the store held at start, merged into every save.
+    before: Inventories,
     live: HashMap<String, Inventory>,
     /// Observed since the last save.
     changed: bool,
@@ -243,33 +244,31 @@ impl State {
         }
     }
 
+    /// Writes the inventories, merged with what the store held at start, on a blocking thread; in
+    /// memory only when the store could not be opened.
     async fn save(&mut self) {
-        flush(&self.store, &self.before, &self.live).await;
         self.changed = false;
         self.flushed = tokio::time::Instant::now();
-    }
-}
-
-async fn flush(store: &Option<SharedStore>, before: &Arc<Inventories>, live: &HashMap<String, Inventory>) {
-    let Some(store) = store else { return };
-    let snapshot: Vec<(String, Vec<Endpoint>)> = live
-        .iter()
-        .map(|(host, inv)| {
-            let old = before.get(host).map(Vec::as_slice).unwrap_or_default();
-            (host.clone(), merge_endpoints(old, inv.endpoints()))
+        let Some(store) = self.store.clone() else { return };
+        let snapshot: Vec<(String, Vec<Endpoint>)> = self
+            .live
+            .iter()
+            .map(|(host, inv)| {
+                let old = self.before.get(host).map(Vec::as_slice).unwrap_or_default();
+                (host.clone(), merge_endpoints(old, inv.endpoints()))
+            })
+            .collect();
+        let saved = tokio::task::spawn_blocking(move || {
+            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+            for (host, endpoints) in &snapshot {
+                s.save(host, endpoints)?;
+            }
+            Ok::<_, rampart_apispec::store::StoreError>(())
         })
-        .collect();
-    let store = store.clone();
-    let saved = tokio::task::spawn_blocking(move || {
-        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-        for (host, endpoints) in &snapshot {
-            s.save(host, endpoints)?;
+        .await;
+        if let Ok(Err(e)) = saved {
+            tracing::warn!(error = %e, "API inventory not saved");
         }
-        Ok::<_, rampart_apispec::store::StoreError>(())
-    })
-    .await;
-    if let Ok(Err(e)) = saved {
-        tracing::warn!(error = %e, "API inventory not saved");
     }
 }
 
