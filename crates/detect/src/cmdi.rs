@@ -331,11 +331,11 @@ fn lex(s: &str) -> Vec<Seg> {
                 if c == b'$' {
                     i += 1;
                 }
-            } else if c.is_ascii() && !matches!(c, b'\\' | b'`' | b'$') {
+            } else if quoted_text(c) {
                 // A run of text inside the quotes goes into the word at once (prose is mostly this).
                 let run = 1 + b[i + 1..]
                     .iter()
-                    .position(|&x| x == quote || !x.is_ascii() || matches!(x, b'\\' | b'`' | b'$'))
+                    .position(|&x| x == quote || !quoted_text(x))
                     .unwrap_or(n - i - 1);
                 push_capped(&mut word, &s[i..i + run]);
                 i += run;
@@ -468,6 +468,12 @@ static ENDS_PLAIN_RUN: [bool; 256] = {
     }
     t
 };
+
+/// Whether a byte inside quotes is plain text to `lex`: ASCII, and none of the escape or substitution
+/// bytes it handles one at a time (the closing quote is checked apart).
+fn quoted_text(c: u8) -> bool {
+    c.is_ascii() && !matches!(c, b'\\' | b'`' | b'$')
+}
 
 /// Appends ASCII `text` to a lexed word, which stops growing at 256 bytes.
 fn push_capped(word: &mut String, text: &str) {

@@ -378,9 +378,8 @@ pub fn unicode_fold(input: &str) -> Option<String> {
     if input.is_ascii() {
         return None;
     }
-    // Most non-ASCII text (names, accents, emoji) folds to itself: find the first folding character
-    // before building anything, so such values cost one scan.
-    // Only non-ASCII characters fold: jump from one to the next.
+    // Most non-ASCII text (names, accents, emoji) folds to itself: find the first folding character,
+    // jumping from one non-ASCII character to the next (only they fold), before building anything.
     let b = input.as_bytes();
     let mut at = 0;
     let first = loop {
