@@ -1,6 +1,10 @@
 //! Request-level protocol checks: methods, framing headers, Host, ranges,
 //! and content-type sanity.
 
+use http::header::{
+    HeaderName, ACCEPT, CONNECTION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, COOKIE, HOST, RANGE, REFERER,
+    TRANSFER_ENCODING, USER_AGENT,
+};
 use rampart_inspect::{Inspection, RequestView};
 
 use crate::{AttackClass, Hit};
@@ -18,7 +22,7 @@ pub fn check_request(req: &RequestView<'_>, _insp: &Inspection, out: &mut Vec<Hi
         ));
     }
     let h = req.headers;
-    if let Some(cl) = h.get("content-length") {
+    if let Some(cl) = h.get(CONTENT_LENGTH) {
         let v = cl.as_bytes();
         if v.is_empty() || !v.iter().all(|c| c.is_ascii_digit()) {
             out.push(Hit::new(
@@ -28,7 +32,7 @@ pub fn check_request(req: &RequestView<'_>, _insp: &Inspection, out: &mut Vec<Hi
                 "content-length is not a number",
             ));
         }
-        if h.contains_key("transfer-encoding") {
+        if h.contains_key(TRANSFER_ENCODING) {
             out.push(Hit::new(
                 AttackClass::Protocol,
                 "PROTO-003",
@@ -37,7 +41,7 @@ pub fn check_request(req: &RequestView<'_>, _insp: &Inspection, out: &mut Vec<Hi
             ));
         }
     }
-    if h.get_all("content-length").iter().count() > 1 {
+    if h.get_all(CONTENT_LENGTH).iter().count() > 1 {
         out.push(Hit::new(
             AttackClass::Protocol,
             "PROTO-003",
@@ -45,7 +49,7 @@ pub fn check_request(req: &RequestView<'_>, _insp: &Inspection, out: &mut Vec<Hi
             "several content-length headers",
         ));
     }
-    if let Some(te) = h.get("transfer-encoding") {
+    if let Some(te) = h.get(TRANSFER_ENCODING) {
         let t = String::from_utf8_lossy(te.as_bytes()).to_ascii_lowercase();
         if t.trim() != "chunked" {
             out.push(Hit::new(
@@ -60,7 +64,7 @@ pub fn check_request(req: &RequestView<'_>, _insp: &Inspection, out: &mut Vec<Hi
         // A GET with a JSON body is how some search APIs work; a form (or
         // untyped) body on GET, or any body on HEAD, smuggles parameters.
         let ct = h
-            .get("content-type")
+            .get(CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
             .unwrap_or_default();
         let sc = if ct.is_empty() || ct.contains("form") || !ct.contains('/') {
@@ -76,7 +80,7 @@ pub fn check_request(req: &RequestView<'_>, _insp: &Inspection, out: &mut Vec<Hi
         ));
     }
     // Host: absent (and no authority in the URI) or empty
-    match h.get("host") {
+    match h.get(HOST) {
         None if req.uri.authority().is_none() => {
             out.push(Hit::new(AttackClass::Protocol, "PROTO-006", 5, "no Host header"));
         }
@@ -85,12 +89,12 @@ pub fn check_request(req: &RequestView<'_>, _insp: &Inspection, out: &mut Vec<Hi
         }
         _ => {}
     }
-    if h.get_all("host").iter().count() > 1 {
+    if h.get_all(HOST).iter().count() > 1 {
         out.push(Hit::new(AttackClass::Protocol, "PROTO-006", 5, "several Host headers"));
     }
     // Range abuse: many ranges, or a range that ends before it starts
-    for name in ["range", "request-range"] {
-        if let Some(r) = h.get(name) {
+    for name in [RANGE, REQUEST_RANGE] {
+        if let Some(r) = h.get(&name) {
             let r = String::from_utf8_lossy(r.as_bytes()).to_ascii_lowercase();
             let spec = r.trim().strip_prefix("bytes=").unwrap_or(&r);
             let parts: Vec<&str> = spec.split(',').collect();
@@ -129,9 +133,11 @@ pub fn check_request(req: &RequestView<'_>, _insp: &Inspection, out: &mut Vec<Hi
         }
     }
     // body with a content type the inspector cannot read, or charset tricks
-    if let Some(ct) = h.get("content-type") {
+    if let Some(ct) = h.get(CONTENT_TYPE) {
         let c = String::from_utf8_lossy(ct.as_bytes()).to_ascii_lowercase();
-        if let Some(p) = c.find("charset=") {
+        // both checks read parameters: a type without `=` has none (most do: application/json)
+        let params = c.contains('=');
+        if let Some(p) = params.then(|| c.find("charset=")).flatten() {
             let cs = c[p + 8..]
                 .trim_matches(|x: char| x == '"' || x == '\'' || x.is_whitespace())
                 .split(';')
@@ -150,7 +156,7 @@ pub fn check_request(req: &RequestView<'_>, _insp: &Inspection, out: &mut Vec<Hi
                 out.push(Hit::new(AttackClass::Protocol, "PROTO-008", 5, format!("charset {cs}")));
             }
         }
-        if c.matches("boundary=").count() > 1 || (c.contains("boundary=") && !c.starts_with("multipart/")) {
+        if params && (c.matches("boundary=").count() > 1 || (c.contains("boundary=") && !c.starts_with("multipart/"))) {
             out.push(Hit::new(
                 AttackClass::Protocol,
                 "PROTO-009",
@@ -185,7 +191,7 @@ fn hit(out: &mut Vec<Hit>, rule: &'static str, score: u32, what: impl AsRef<str>
     out.push(Hit::new(AttackClass::Protocol, rule, score, what));
 }
 
-fn header_str<'a>(req: &'a RequestView<'_>, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+fn header_str<'a>(req: &'a RequestView<'_>, name: HeaderName) -> Option<std::borrow::Cow<'a, str>> {
     req.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()))
 }
 
@@ -241,8 +247,25 @@ const RESTRICTED_EXT: &[&str] = &[
     "passwd", "htpasswd", "pem", "key", "pfx", "p12", "kdbx", "tmp",
 ];
 
+/// Names in the paths vulnerability scanners probe.
+const SCANNER_PROBES: &[&str] = &[
+    "nessus",
+    "appscan",
+    "acunetix",
+    "netsparker",
+    "nikto",
+    "sqlmap",
+    "w3af",
+    "arachni",
+];
+
 /// Headers of WebDAV locking and other request headers an API has no use for.
-const RESTRICTED_HEADERS: &[&str] = &["lock-token", "if", "proxy"];
+const RESTRICTED_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("lock-token"),
+    HeaderName::from_static("if"),
+    HeaderName::from_static("proxy"),
+];
+const REQUEST_RANGE: HeaderName = HeaderName::from_static("request-range");
 
 /// One parameter list of a media type: `type/subtype; k=v; k="v"`. Returns
 /// (type/subtype, params) or None when the syntax is broken.
@@ -406,7 +429,7 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
     // CR / LF in the request path: header injection through the URL
     let raw_path = req.uri.path();
     let rp = raw_path.to_ascii_lowercase();
-    if rp.contains("%0a") || rp.contains("%0d") {
+    if rp.contains('%') && (rp.contains("%0a") || rp.contains("%0d")) {
         out.push(Hit::new(
             AttackClass::Crlf,
             "CRLF-003",
@@ -429,7 +452,7 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
     let raw = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
     if let Some((what, ev)) = encoding_tricks(raw) {
         hit(out, "PROTO-012", 5, format!("{what}: {ev}"));
-    } else if raw.contains("%25") {
+    } else if raw.contains('%') && raw.contains("%25") {
         // `%25%37%33`: the escape's own digits encoded; one decode leaves
         // escapes of letters and digits
         if let Some(once) = rampart_inspect::decode::percent(raw, false) {
@@ -449,7 +472,7 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
             ) || (k.starts_with("aspsessionid") && k.len() <= 24);
             // the application's own links (same-site Referer) may rewrite
             // URLs with the session; fixation arrives from elsewhere
-            let same_site = match (header_str(req, "referer"), header_str(req, "host")) {
+            let same_site = match (header_str(req, REFERER), header_str(req, HOST)) {
                 (Some(r), Some(h)) => {
                     let r = r.to_ascii_lowercase();
                     let host = h.trim().to_ascii_lowercase();
@@ -475,16 +498,9 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
             break;
         }
     }
-    for probe in [
-        "nessus",
-        "appscan",
-        "acunetix",
-        "netsparker",
-        "nikto",
-        "sqlmap",
-        "w3af",
-        "arachni",
-    ] {
+    // one pass tells whether any probe name is there; the first in the list names the finding
+    let probed = crate::lits!(SCANNER_PROBES).find(&rp).is_some();
+    for probe in SCANNER_PROBES.iter().filter(|_| probed) {
         if rp.contains(probe) {
             let ev = format!("scanner probe path ({probe})");
             out.push(Hit::new(AttackClass::Scanner, "SCANNER-002", 6, ev));
@@ -492,7 +508,7 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
         }
     }
 
-    if let Some(c) = h.get("cookie") {
+    if let Some(c) = h.get(COOKIE) {
         let c = String::from_utf8_lossy(c.as_bytes());
         if let Some((what, ev)) = encoding_tricks(&c) {
             hit(out, "PROTO-012", 5, format!("cookie: {what}: {ev}"));
@@ -500,7 +516,7 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
     }
     // Connection: repeated or contradicting options
     let mut conn: Vec<String> = Vec::new();
-    for v in h.get_all("connection") {
+    for v in h.get_all(CONNECTION) {
         for t in String::from_utf8_lossy(v.as_bytes()).split(',') {
             conn.push(t.trim().to_ascii_lowercase());
         }
@@ -513,8 +529,8 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
         }
     }
     // empty Accept / User-Agent: sent on purpose, by tools
-    for (name, sc) in [("accept", 2), ("user-agent", 5)] {
-        if h.get_all(name)
+    for (name, sc) in [(ACCEPT, 2), (USER_AGENT, 5)] {
+        if h.get_all(&name)
             .iter()
             .any(|v| v.as_bytes().iter().all(|c| c.is_ascii_whitespace()))
         {
@@ -522,7 +538,7 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
         }
     }
     // Accept asking for an evasive charset
-    if let Some(a) = header_str(req, "accept") {
+    if let Some(a) = header_str(req, ACCEPT) {
         let a = a.to_ascii_lowercase();
         for item in a.split(',') {
             for p in item.split(';').skip(1) {
@@ -536,17 +552,17 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
         }
     }
     // restricted request headers
-    for name in RESTRICTED_HEADERS {
-        if h.contains_key(*name) {
+    for name in &RESTRICTED_HEADERS {
+        if h.contains_key(name) {
             hit(out, "PROTO-017", 5, format!("restricted header {name}"));
         }
     }
-    if req.body.is_empty() && h.contains_key("content-range") {
+    if req.body.is_empty() && h.contains_key(CONTENT_RANGE) {
         hit(out, "PROTO-017", 5, "content-range on a request without a body");
     }
     // Host that is an IP literal (public or not): no browser or API client
     // addressed by name sends one
-    if let Some(host) = header_str(req, "host") {
+    if let Some(host) = header_str(req, HOST) {
         let hn = host.trim();
         let hn = hn
             .rsplit_once(':')
@@ -558,7 +574,7 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
     }
     // Content-Type: syntax, multipart subtype, charset
     let cts: Vec<String> = h
-        .get_all("content-type")
+        .get_all(CONTENT_TYPE)
         .iter()
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
