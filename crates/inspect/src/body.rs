@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::io::Read;
 
-use crate::{decode, BodyKind, Collector, Location, RequestView};
+use crate::{child_path, decode, BodyKind, Collector, Location, RequestView};
 
 /// `a=1&b=2` (query string or urlencoded form). Keys are points too.
 pub fn parse_form(c: &mut Collector<'_>, prefix: &str, s: &str, loc: Location, nesting: usize) {
@@ -17,8 +17,7 @@ pub fn parse_form(c: &mut Collector<'_>, prefix: &str, s: &str, loc: Location, n
             None => (pair, None),
         };
         let (key, kchanged) = decode::form_component(k);
-        let name = normalize_key(&key);
-        let path = format!("{prefix}.{name}");
+        let path = key_path(prefix, &key);
         let chain: &[&'static str] = if kchanged { &["percent"] } else { &[] };
         c.add(&path, Cow::Borrowed(&key), chain, loc, true, nesting);
         // `pay%3D<payload>`: an encoded `=` puts the value inside the key,
@@ -72,9 +71,13 @@ fn splits_a_reference(s: &str) -> bool {
     })
 }
 
-/// Parameter name for a path: `a[b][]` -> `a.b`; keeps it short.
-fn normalize_key(k: &str) -> String {
-    let mut out = String::with_capacity(k.len().min(64));
+/// `prefix.key`, the key made a path segment: `a[b][]` -> `a.b`, at most 64 characters, `_` when
+/// nothing is left. Built in one buffer: it runs for every field of every body.
+fn key_path(prefix: &str, k: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1 + k.len().min(64));
+    out.push_str(prefix);
+    out.push('.');
+    let base = out.len();
     for ch in k.chars().take(64) {
         match ch {
             '[' => out.push('.'),
@@ -82,10 +85,10 @@ fn normalize_key(k: &str) -> String {
             c => out.push(c),
         }
     }
-    while out.ends_with('.') {
+    while out.len() > base && out.ends_with('.') {
         out.pop();
     }
-    if out.is_empty() {
+    if out.len() == base {
         out.push('_');
     }
     out
@@ -101,7 +104,7 @@ pub fn parse_cookies(c: &mut Collector<'_>, header: &str) {
             Some(i) => (&part[..i], &part[i + 1..]),
             None => (part, ""),
         };
-        let path = format!("cookie.{}", normalize_key(k.trim()));
+        let path = key_path("cookie", k.trim());
         c.add(&path, Cow::Borrowed(k.trim()), &[], Location::Cookie, true, 0);
         let (val, changed) = match decode::percent(v, false) {
             Some(s) => (s, true),
@@ -141,7 +144,7 @@ pub fn walk_json(
         }
         serde_json::Value::Object(o) => {
             for (k, x) in o {
-                let p = format!("{path}.{}", normalize_key(k));
+                let p = key_path(path, k);
                 c.add(&p, Cow::Borrowed(k), chain, loc, true, nesting);
                 walk_json(c, &p, x, chain, loc, nesting + 1);
             }
@@ -309,12 +312,12 @@ fn parse_kind(c: &mut Collector<'_>, kind: BodyKind, body: &[u8], ct: &str, pref
     match kind {
         BodyKind::None => {}
         BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(v) => walk_json(c, &format!("{prefix}.json"), &v, &[], Location::Body, nesting),
+            Ok(v) => walk_json(c, &child_path(prefix, "json"), &v, &[], Location::Body, nesting),
             Err(_) => text(c, prefix, body),
         },
         BodyKind::Form => {
             let s = String::from_utf8_lossy(body);
-            parse_form(c, &format!("{prefix}.form"), s.trim_end(), Location::Body, nesting);
+            parse_form(c, &child_path(prefix, "form"), s.trim_end(), Location::Body, nesting);
         }
         BodyKind::Xml => {
             let head = String::from_utf8_lossy(&body[..body.len().min(200)]).to_ascii_lowercase();
@@ -357,7 +360,14 @@ fn parse_kind(c: &mut Collector<'_>, kind: BodyKind, body: &[u8], ct: &str, pref
 
 fn text(c: &mut Collector<'_>, prefix: &str, body: &[u8]) {
     let s = decode::bytes_to_text(body);
-    c.add(&format!("{prefix}.text"), Cow::Owned(s), &[], Location::Body, false, 0);
+    c.add(
+        &child_path(prefix, "text"),
+        Cow::Owned(s),
+        &[],
+        Location::Body,
+        false,
+        0,
+    );
 }
 
 fn boundary(ct: &str) -> Option<String> {
@@ -476,7 +486,7 @@ fn parse_multipart(c: &mut Collector<'_>, body: &[u8], boundary_lc: &[u8], prefi
                 other_headers.push((hn_l, hv.trim().to_string()));
             }
         }
-        let base = format!("{prefix}.multipart.{}", normalize_key(&name));
+        let base = key_path(&child_path(prefix, "multipart"), &name);
         c.add(&base, Cow::Owned(name.clone()), &[], Location::Body, true, nesting);
         if let Some(f) = filename {
             c.add(

@@ -143,7 +143,7 @@ fn walk_typed(c: &mut Collector<'_>, m: &prost_reflect::DynamicMessage, prefix: 
         }
     }
     for (f, v) in m.fields() {
-        value(c, v, &format!("{prefix}.{}", f.name()), depth);
+        value(c, v, &crate::child_path(prefix, f.name()), depth);
     }
 }
 
@@ -226,7 +226,7 @@ pub fn parse_with(
             let complete = !(truncated && end == frames.len());
             match prost_reflect::DynamicMessage::decode(desc.clone(), &message[..]) {
                 Ok(m) => {
-                    walk_typed(c, &m, &format!("{prefix}.{}", desc.name().to_ascii_lowercase()), 0);
+                    walk_typed(c, &m, &crate::child_path(&prefix, &desc.name().to_ascii_lowercase()), 0);
                     i = end;
                     n += 1;
                     continue;
