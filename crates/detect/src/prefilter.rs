@@ -442,4 +442,37 @@ mod tests {
         assert!(p.scan("1 UNION SELECT 2").any(G_SQL));
         assert!(p.scan("../../etc/passwd").any(G_PATH));
     }
+
+    /// Every keyword the value holds (ASCII case aside), by plain substring search.
+    fn groups_by_search(value: &str) -> u32 {
+        let lower = value.to_ascii_lowercase();
+        let bytes = value.bytes().fold(0, |acc, b| acc | BYTES[b as usize]);
+        KEYWORDS
+            .iter()
+            .filter(|(k, _)| lower.contains(&k.to_ascii_lowercase()))
+            .fold(groups_of_bytes(bytes), |acc, (_, g)| acc | g)
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        // Values made of keywords (in any case) and bits of text between them, overlapping at times.
+        #[test]
+        fn scan_finds_the_groups_of_every_keyword_held(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    (0..KEYWORDS.len(), proptest::bool::ANY).prop_map(|(i, upper)| {
+                        let k = KEYWORDS[i].0;
+                        if upper { k.to_ascii_uppercase() } else { k.to_string() }
+                    }),
+                    "[a-z0-9 ./'<-]{0,3}",
+                ],
+                0..6,
+            )
+        ) {
+            let value = parts.concat();
+            let pre = Prefilter::shared().scan(&value);
+            proptest::prop_assert_eq!(pre.groups, groups_by_search(&value), "{}", value);
+        }
+    }
 }
