@@ -170,34 +170,55 @@ impl Lits {
 /// pass: `positions(hay)[i] == hay.find(pats[i])`. Replaces a loop of
 /// `str::find` calls (one fresh two-way searcher and one scan per pattern).
 pub struct FirstOf<const N: usize> {
-    ac: aho_corasick::AhoCorasick,
+    dfa: aho_corasick::dfa::DFA,
+    lens: [usize; N],
 }
 
 impl<const N: usize> FirstOf<N> {
     pub fn new(pats: [&str; N]) -> FirstOf<N> {
-        // Standard semantics: overlapping search reports every match of
-        // every pattern. A DFA: the lists are small, and the default
-        // (contiguous NFA) costs more per byte on this hot path.
-        let ac = aho_corasick::AhoCorasick::builder()
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        // Standard semantics: every match of every pattern ends in a match state. A DFA without a
+        // prefilter, stepped by hand in `positions`: only dead and match states are special then.
+        // An empty pattern would match in the start state, which `positions` does not look at.
+        assert!(pats.iter().all(|p| !p.is_empty()), "FirstOf patterns are not empty");
+        let dfa = aho_corasick::dfa::DFA::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .prefilter(false)
             .build(pats)
             .expect("static patterns");
-        FirstOf { ac }
+        FirstOf {
+            dfa,
+            lens: pats.map(str::len),
+        }
     }
 
     pub fn positions(&self, hay: &str) -> [Option<usize>; N] {
+        use aho_corasick::automaton::Automaton;
         let mut out = [None; N];
         let mut left = N;
-        // Matches come in order of their end; all matches of one pattern
-        // have its length, so the first one reported is the leftmost.
-        for m in self.ac.find_overlapping_iter(hay) {
-            let slot = &mut out[m.pattern().as_usize()];
-            if slot.is_none() {
-                *slot = Some(m.start());
-                left -= 1;
-                if left == 0 {
-                    break;
+        let dfa = &self.dfa;
+        let mut sid = dfa
+            .start_state(aho_corasick::Anchored::No)
+            .expect("built with an unanchored start");
+        // Matches are seen in order of their end; all matches of one pattern have its length, so the
+        // first one seen is the leftmost. A table lookup per byte, without an overlapping iterator's
+        // per-match bookkeeping.
+        for (i, &b) in hay.as_bytes().iter().enumerate() {
+            sid = dfa.next_state(aho_corasick::Anchored::No, sid, b);
+            if !dfa.is_special(sid) {
+                continue;
+            }
+            if dfa.is_dead(sid) {
+                break;
+            }
+            for k in 0..dfa.match_len(sid) {
+                let p = dfa.match_pattern(sid, k).as_usize();
+                if out[p].is_none() {
+                    out[p] = Some(i + 1 - self.lens[p]);
+                    left -= 1;
                 }
+            }
+            if left == 0 {
+                break;
             }
         }
         out
@@ -263,6 +284,16 @@ mod tests {
         for hay in ["", "abcabc", "xxbcaab", "zzz", "b", "éabé"] {
             let want = ["ab", "b", "abc", "zz", "bca"].map(|p| hay.find(p));
             assert_eq!(f.positions(hay), want, "{hay}");
+        }
+    }
+
+    proptest::proptest! {
+        // Over an alphabet small enough that patterns overlap, nest and repeat, as the keyword lists do.
+        #[test]
+        fn first_of_is_find_of_each_pattern(hay in "[abc ]{0,40}") {
+            const PATS: [&str; 6] = ["a", "ab", "bab", "c c", "abc", "cc"];
+            let f = FirstOf::new(PATS);
+            proptest::prop_assert_eq!(f.positions(&hay), PATS.map(|p| hay.find(p)));
         }
     }
 
