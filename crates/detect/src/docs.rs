@@ -13,6 +13,10 @@ pub enum Derived {
 
 /// GraphQL documents are recognised by [`looks_graphql`] and handled by [`crate::graphql`] before this.
 pub fn derive(_path: &str, v: &str) -> Option<Derived> {
+    // Code needs a backquote: one memchr rules out most values before any substring search.
+    if !v.contains('`') {
+        return None;
+    }
     if v.contains("```")
         || (v.contains('`') && v.len() > 24 && util::prose_ratio(v) > 0.6 && v.matches(' ').count() >= 4)
     {
