@@ -451,8 +451,21 @@ fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
 }
 fn is_ident(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'.' || c >= 0x80
+    IDENT[c as usize]
 }
+
+/// Bytes of an identifier after its first: a table, asked for every byte of every word of every value
+/// the SQL lexer reads (several times a value).
+static IDENT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'.' || b >= 0x80;
+        c += 1;
+    }
+    t
+};
 
 /// Lex `s` (ASCII-lowercased text) from byte `from`.
 pub fn lex(s: &str, from: usize, out: &mut Vec<Token>) {
@@ -658,9 +671,7 @@ pub fn lex(s: &str, from: usize, out: &mut Vec<Token>) {
                     i += 1;
                     continue;
                 }
-                while i < n && is_ident(b[i]) {
-                    i += 1;
-                }
+                i += b[i..].iter().position(|&c| !is_ident(c)).unwrap_or(n - i);
                 // select.2 / union.select: a keyword glued to a dot ends there
                 // (a byte scan: words are short, and a searcher costs more to set up than to run)
                 if let Some(d) = b[start..i].iter().position(|&c| c == b'.') {
