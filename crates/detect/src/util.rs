@@ -176,8 +176,8 @@ pub struct FirstOf<const N: usize> {
 
 impl<const N: usize> FirstOf<N> {
     pub fn new(pats: [&str; N]) -> FirstOf<N> {
-        // Standard semantics: every match of every pattern ends in a match state. A DFA without a
-        // prefilter, stepped by hand in `positions`: only dead and match states are special then.
+        // Standard semantics: every match of every pattern ends in a match state (see
+        // `for_each_match`).
         // An empty pattern would match in the start state, which `positions` does not look at.
         assert!(pats.iter().all(|p| !p.is_empty()), "FirstOf patterns are not empty");
         let dfa = aho_corasick::dfa::DFA::builder()
@@ -192,36 +192,43 @@ impl<const N: usize> FirstOf<N> {
     }
 
     pub fn positions(&self, hay: &str) -> [Option<usize>; N] {
-        use aho_corasick::automaton::Automaton;
         let mut out = [None; N];
         let mut left = N;
-        let dfa = &self.dfa;
-        let mut sid = dfa
-            .start_state(aho_corasick::Anchored::No)
-            .expect("built with an unanchored start");
         // Matches are seen in order of their end; all matches of one pattern have its length, so the
-        // first one seen is the leftmost. A table lookup per byte, without an overlapping iterator's
-        // per-match bookkeeping.
-        for (i, &b) in hay.as_bytes().iter().enumerate() {
-            sid = dfa.next_state(aho_corasick::Anchored::No, sid, b);
-            if !dfa.is_special(sid) {
-                continue;
+        // first one seen is the leftmost.
+        for_each_match(&self.dfa, hay.as_bytes(), |end, p| {
+            if out[p].is_none() {
+                out[p] = Some(end - self.lens[p]);
+                left -= 1;
             }
-            if dfa.is_dead(sid) {
-                break;
-            }
-            for k in 0..dfa.match_len(sid) {
-                let p = dfa.match_pattern(sid, k).as_usize();
-                if out[p].is_none() {
-                    out[p] = Some(i + 1 - self.lens[p]);
-                    left -= 1;
-                }
-            }
-            if left == 0 {
-                break;
+            left > 0
+        });
+        out
+    }
+}
+
+/// Every match of every pattern of `dfa` in `hay`, in order of their ends: `on_match(end, pattern)`
+/// until it returns false. `dfa` is unanchored, with Standard semantics and no prefilter (then only
+/// dead and match states are special). Stepped by hand, a table lookup per byte: what an overlapping
+/// search reports, without its per-match bookkeeping (a third of the instructions on prose).
+pub fn for_each_match(dfa: &aho_corasick::dfa::DFA, hay: &[u8], mut on_match: impl FnMut(usize, usize) -> bool) {
+    use aho_corasick::automaton::Automaton;
+    let mut sid = dfa
+        .start_state(aho_corasick::Anchored::No)
+        .expect("built with an unanchored start");
+    for (i, &b) in hay.iter().enumerate() {
+        sid = dfa.next_state(aho_corasick::Anchored::No, sid, b);
+        if !dfa.is_special(sid) {
+            continue;
+        }
+        if dfa.is_dead(sid) {
+            return;
+        }
+        for k in 0..dfa.match_len(sid) {
+            if !on_match(i + 1, dfa.match_pattern(sid, k).as_usize()) {
+                return;
             }
         }
-        out
     }
 }
 
