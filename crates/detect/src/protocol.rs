@@ -498,13 +498,11 @@ fn more_checks(req: &RequestView<'_>, out: &mut Vec<Hit>) {
             break;
         }
     }
-    // one pass tells whether any probe name is there; the first in the list names the finding
-    let probed = crate::lits!(SCANNER_PROBES).find(&rp).is_some();
-    for probe in SCANNER_PROBES.iter().filter(|_| probed) {
-        if rp.contains(probe) {
+    // one automaton pass tells whether any probe name is there; the first in the list names the finding
+    if crate::lits!(SCANNER_PROBES).find(&rp).is_some() {
+        if let Some(probe) = SCANNER_PROBES.iter().find(|p| rp.contains(*p)) {
             let ev = format!("scanner probe path ({probe})");
             out.push(Hit::new(AttackClass::Scanner, "SCANNER-002", 6, ev));
-            break;
         }
     }
 
@@ -633,6 +631,10 @@ mod tests {
     use super::*;
 
     fn score(method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> u32 {
+        hits(method, uri, headers, body).iter().map(|h| h.score).sum()
+    }
+
+    fn hits(method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<Hit> {
         let m = http::Method::from_bytes(method.as_bytes()).unwrap();
         let u: http::Uri = uri.parse().unwrap();
         let mut hm = http::HeaderMap::new();
@@ -651,7 +653,44 @@ mod tests {
         };
         let mut out = Vec::new();
         check_request(&rv, &Inspection::default(), &mut out);
-        out.iter().map(|h| h.score).sum()
+        out
+    }
+
+    #[test]
+    fn scanner_probe_paths_and_restricted_headers_are_named() {
+        let host = ("host", "api.example.com");
+        let found = |uri: &str, headers: &[(&str, &str)], rule: &str| -> Vec<String> {
+            hits("GET", uri, headers, b"")
+                .into_iter()
+                .filter(|h| h.rule_id == rule)
+                .map(|h| h.evidence)
+                .collect()
+        };
+        // the first probe of the list names the finding, wherever it stands in the path
+        assert_eq!(
+            found("/tools/SQLMap/Nikto.txt", &[host], "SCANNER-002"),
+            ["scanner probe path (nikto)"]
+        );
+        assert!(found("/api/v1/orders/nik/to", &[host], "SCANNER-002").is_empty());
+        assert_eq!(
+            found("/files", &[host, ("if", "<urn:x> (<opaquelocktoken:y>)")], "PROTO-017"),
+            ["restricted header if"]
+        );
+        assert!(found("/files", &[host, ("if-match", "\"v1\"")], "PROTO-017").is_empty());
+        // a media type's parameters are read only when it has some
+        assert_eq!(
+            score(
+                "POST",
+                "/u",
+                &[host, ("content-type", "text/plain; charset=utf-7")],
+                b"x"
+            ),
+            5
+        );
+        assert_eq!(
+            score("POST", "/u", &[host, ("content-type", "application/json")], b"{}"),
+            0
+        );
     }
 
     #[test]
