@@ -621,7 +621,9 @@ fn windows_batch(s: &str) -> Option<(u32, usize)> {
             return Some((5, p));
         }
     }
-    if let Some(p) = memchr::memmem::find(s.as_bytes(), b"@echo off") {
+    static ECHO_OFF: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"@echo off"));
+    if let Some(p) = ECHO_OFF.find(s.as_bytes()) {
         return Some((6, p));
     }
     None

@@ -110,7 +110,10 @@ const HTTP_METHODS: &[&str] = &[
 fn request_line(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     let s = ctx.lower;
     let b = s.as_bytes();
-    for p in memchr::memmem::find_iter(b, b" http/") {
+    // a searcher built once per process: most values are asked and few hold the text
+    static HTTP_VERSION: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b" http/"));
+    for p in HTTP_VERSION.find_iter(b) {
         if !b.get(p + 6).is_some_and(|c| c.is_ascii_digit()) {
             continue;
         }

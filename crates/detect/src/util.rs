@@ -77,9 +77,10 @@ pub fn is_word_byte(c: u8) -> bool {
 pub fn find_word(hay: &str, needle: &str) -> Option<usize> {
     let hb = hay.as_bytes();
     let mut from = 0;
-    // memmem rather than `str::find`: no two-way searcher is built per call,
-    // and a byte match of a UTF-8 needle always lies on char boundaries.
-    while let Some(i) = memchr::memmem::find(&hb[from..], needle.as_bytes()) {
+    // memmem rather than `str::find`, its searcher built once for all the matches tried; a byte match of
+    // a UTF-8 needle always lies on char boundaries.
+    let finder = memchr::memmem::Finder::new(needle.as_bytes());
+    while let Some(i) = finder.find(&hb[from..]) {
         let s = from + i;
         let e = s + needle.len();
         let left_ok = s == 0 || !is_word_byte(hb[s - 1]);
