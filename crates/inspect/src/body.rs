@@ -119,7 +119,7 @@ pub fn parse_cookies(c: &mut Collector<'_>, header: &str) {
 pub fn walk_json(
     c: &mut Collector<'_>,
     path: &str,
-    v: &serde_json::Value,
+    v: serde_json::Value,
     chain: &[&'static str],
     loc: Location,
     nesting: usize,
@@ -135,17 +135,18 @@ pub fn walk_json(
         return;
     }
     match v {
-        serde_json::Value::String(s) => c.add(path, Cow::Borrowed(s), chain, loc, false, nesting),
+        // Owned: the document's strings move into their points rather than being copied.
+        serde_json::Value::String(s) => c.add(path, Cow::Owned(s), chain, loc, false, nesting),
         serde_json::Value::Number(n) => c.add(path, Cow::Owned(n.to_string()), chain, loc, false, nesting),
         serde_json::Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
+            for (i, x) in a.into_iter().enumerate() {
                 walk_json(c, &format!("{path}.{i}"), x, chain, loc, nesting + 1);
             }
         }
         serde_json::Value::Object(o) => {
             for (k, x) in o {
-                let p = key_path(path, k);
-                c.add(&p, Cow::Borrowed(k), chain, loc, true, nesting);
+                let p = key_path(path, &k);
+                c.add(&p, Cow::Owned(k), chain, loc, true, nesting);
                 walk_json(c, &p, x, chain, loc, nesting + 1);
             }
         }
@@ -312,7 +313,7 @@ fn parse_kind(c: &mut Collector<'_>, kind: BodyKind, body: &[u8], ct: &str, pref
     match kind {
         BodyKind::None => {}
         BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(v) => walk_json(c, &child_path(prefix, "json"), &v, &[], Location::Body, nesting),
+            Ok(v) => walk_json(c, &child_path(prefix, "json"), v, &[], Location::Body, nesting),
             Err(_) => text(c, prefix, body),
         },
         BodyKind::Form => {

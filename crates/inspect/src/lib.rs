@@ -321,7 +321,7 @@ impl<'l> Collector<'l> {
             let mut c = chain.clone();
             c.push(name);
             let p = format!("{path}|json");
-            body::walk_json(self, &p, &v, &c, location, nesting + 1);
+            body::walk_json(self, &p, v, &c, location, nesting + 1);
         }
         if let Some((h, p)) = jwt_parts {
             let mut c = chain.clone();
@@ -332,7 +332,7 @@ impl<'l> Collector<'l> {
                     Ok(v) => {
                         let mut cj = c.clone();
                         cj.push("json");
-                        body::walk_json(self, &pp, &v, &cj, location, nesting + 1);
+                        body::walk_json(self, &pp, v, &cj, location, nesting + 1);
                     }
                     Err(_) => self.add(&pp, Cow::Owned(text), &c, location, false, nesting + 1),
                 }
