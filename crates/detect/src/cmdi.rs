@@ -255,9 +255,23 @@ enum Sep {
     Subst,
 }
 
+/// A value as the shell reads it: segments of words. The words (quotes and escapes resolved) lie one
+/// after another in `text`, each segment holding their ranges: one buffer for them all instead of a
+/// String per word, which was an allocation per word of every value the shell detector reads.
+struct Lexed {
+    text: String,
+    segs: Vec<Seg>,
+}
+
+impl Lexed {
+    fn word(&self, range: &std::ops::Range<usize>) -> &str {
+        &self.text[range.clone()]
+    }
+}
+
 #[derive(Default, Debug)]
 struct Seg {
-    words: Vec<String>,
+    words: Vec<std::ops::Range<usize>>,
     sep: Option<Sep>,
     obfuscated: bool,
     redirect: bool,
@@ -267,30 +281,33 @@ struct Seg {
 const MAX_SEGS: usize = 256;
 
 #[allow(unused_assignments)] // the end_word! macro resets state it may not read again
-fn lex(s: &str) -> Vec<Seg> {
+fn lex(s: &str) -> Lexed {
     let b = s.as_bytes();
     let n = b.len();
     let mut segs: Vec<Seg> = vec![Seg {
         sep: Some(Sep::Start),
         ..Default::default()
     }];
-    let mut word = String::new();
+    // The word being read is text[word_start..].
+    let mut text = String::new();
+    let mut word_start = 0;
     let mut word_obf = false;
     let mut i = 0;
     let mut quote: u8 = 0;
     macro_rules! end_word {
         () => {
-            if !word.is_empty() {
+            if text.len() > word_start {
                 let seg = segs.last_mut().unwrap();
-                // A copy of exactly the word's size; the buffer keeps its capacity for the next word.
                 if seg.words.len() < 16 {
-                    seg.words.push(word.clone());
+                    seg.words.push(word_start..text.len());
+                } else {
+                    text.truncate(word_start);
                 }
-                word.clear();
                 if word_obf {
                     seg.obfuscated = true;
                 }
             }
+            word_start = text.len();
             word_obf = false;
         };
     }
@@ -322,7 +339,7 @@ fn lex(s: &str) -> Vec<Seg> {
                 quote = 0;
                 word_obf = true;
             } else if c == b'\\' && quote == b'"' && i + 1 < n {
-                word.push(b[i + 1] as char);
+                text.push(b[i + 1] as char);
                 i += 1;
             } else if c == b'`' || (c == b'$' && i + 1 < n && b[i + 1] == b'(') {
                 // substitution inside double quotes still runs
@@ -337,11 +354,11 @@ fn lex(s: &str) -> Vec<Seg> {
                     .iter()
                     .position(|&x| x == quote || !quoted_text(x))
                     .unwrap_or(n - i - 1);
-                push_capped(&mut word, &s[i..i + run]);
+                push_capped(&mut text, word_start, &s[i..i + run]);
                 i += run;
                 continue;
-            } else if word.len() < 256 {
-                word.push(c as char);
+            } else if text.len() - word_start < 256 {
+                text.push(c as char);
             }
             i += 1;
             continue;
@@ -355,7 +372,7 @@ fn lex(s: &str) -> Vec<Seg> {
             }
             b'\\' => {
                 if i + 1 < n && b[i + 1] != b'\n' {
-                    word.push(b[i + 1] as char);
+                    text.push(b[i + 1] as char);
                     word_obf = true;
                     i += 1;
                 }
@@ -405,8 +422,8 @@ fn lex(s: &str) -> Vec<Seg> {
                 if i + 1 < n && b[i + 1] == b'(' {
                     i += 1;
                     new_seg!(Sep::Subst, i);
-                } else if word.len() < 256 {
-                    word.push('$');
+                } else if text.len() - word_start < 256 {
+                    text.push('$');
                 }
             }
             b'(' | b')' | b'{' | b'}' => {
@@ -435,20 +452,20 @@ fn lex(s: &str) -> Vec<Seg> {
                     .iter()
                     .position(|&x| ENDS_PLAIN_RUN[x as usize])
                     .unwrap_or(n - i - 1);
-                push_capped(&mut word, &s[i..i + run]);
+                push_capped(&mut text, word_start, &s[i..i + run]);
                 i += run;
                 continue;
             }
             _ => {
-                if word.len() < 256 {
-                    word.push('\u{fffd}');
+                if text.len() - word_start < 256 {
+                    text.push('\u{fffd}');
                 }
             }
         }
         i += 1;
     }
     end_word!();
-    segs
+    Lexed { text, segs }
 }
 
 /// Bytes that end a run of word text outside quotes: the ones `lex` gives a meaning of their own, and
@@ -475,10 +492,10 @@ fn quoted_text(c: u8) -> bool {
     c.is_ascii() && !matches!(c, b'\\' | b'`' | b'$')
 }
 
-/// Appends ASCII `text` to a lexed word, which stops growing at 256 bytes.
-fn push_capped(word: &mut String, text: &str) {
-    let room = 256usize.saturating_sub(word.len());
-    word.push_str(&text[..text.len().min(room)]);
+/// Appends ASCII `run` to the lexed word `text[word_start..]`, which stops growing at 256 bytes.
+fn push_capped(text: &mut String, word_start: usize, run: &str) {
+    let room = 256usize.saturating_sub(text.len() - word_start);
+    text.push_str(&run[..run.len().min(room)]);
 }
 
 fn base_cmd(w: &str) -> (&str, bool) {
@@ -690,9 +707,10 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 }
 
 /// Score the commands of `segs` (lexed from `s`, which starts at byte `offset` of the value) into `best`.
-fn score_segments(s: &str, segs: &[Seg], offset: usize, prose: bool, best: &mut (u32, &'static str, usize)) {
+fn score_segments(s: &str, lexed: &Lexed, offset: usize, prose: bool, best: &mut (u32, &'static str, usize)) {
+    let segs = &lexed.segs;
     for (idx, seg) in segs.iter().enumerate() {
-        let Some(first) = seg.words.first() else {
+        let Some(first) = seg.words.first().map(|w| lexed.word(w)) else {
             continue;
         };
         let (mut name, had_path) = base_cmd(first);
@@ -717,11 +735,11 @@ fn score_segments(s: &str, segs: &[Seg], offset: usize, prose: bool, best: &mut 
             continue;
         }
         let weak = weak_set().contains(name);
-        let shell_args = args.iter().any(|a| shellish(a)) || seg.redirect;
+        let shell_args = args.iter().any(|a| shellish(lexed.word(a))) || seg.redirect;
         let next_is_cmd = segs
             .get(idx + 1)
             .and_then(|x| x.words.first())
-            .is_some_and(|w| strong_set().contains(base_cmd(w).0));
+            .is_some_and(|w| strong_set().contains(base_cmd(lexed.word(w)).0));
         let sep = seg.sep.unwrap_or(Sep::Start);
         let binpath = had_path && SENSITIVE_BINPATH.iter().any(|p| first.contains(p));
         let mut sc: u32 = match sep {
@@ -807,7 +825,12 @@ mod tests {
     }
 
     fn words(s: &str) -> Vec<Vec<String>> {
-        lex(s).into_iter().map(|seg| seg.words).collect()
+        let lexed = lex(s);
+        lexed
+            .segs
+            .iter()
+            .map(|seg| seg.words.iter().map(|w| lexed.word(w).to_string()).collect())
+            .collect()
     }
 
     #[test]
