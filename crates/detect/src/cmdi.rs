@@ -288,8 +288,8 @@ fn lex(s: &str) -> Lexed {
         sep: Some(Sep::Start),
         ..Default::default()
     }];
-    // The word being read is text[word_start..].
-    let mut text = String::new();
+    // The word being read is text[word_start..]. The words together are about the value's length.
+    let mut text = String::with_capacity(s.len());
     let mut word_start = 0;
     let mut word_obf = false;
     let mut i = 0;
