@@ -415,6 +415,64 @@ fn fold_char(c: char) -> char {
     }
 }
 
+/// Which decoders a value could interest, read in one pass over its bytes: each of `percent`,
+/// `html_entities`, `js_escapes`, `utf7` and `unicode_fold` needs a byte of its own (`%`, `&`, `\`,
+/// `+`, a non-ASCII byte), and `base64_text` refuses any ASCII byte outside its alphabet, spaces, `=` and
+/// the whitespace it trims. The decoders still check for themselves: this spares the calls that would
+/// refuse at once, since every value goes past all of them and most interest none.
+#[derive(Clone, Copy)]
+pub struct Triggers(u8);
+
+const T_PERCENT: u8 = 1;
+const T_AMPERSAND: u8 = 2;
+const T_BACKSLASH: u8 = 4;
+const T_PLUS: u8 = 8;
+const T_NON_ASCII: u8 = 16;
+const T_NOT_BASE64: u8 = 32;
+
+static TRIGGERS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = match c {
+            b'%' => T_PERCENT | T_NOT_BASE64,
+            b'&' => T_AMPERSAND | T_NOT_BASE64,
+            b'\\' => T_BACKSLASH | T_NOT_BASE64,
+            b'+' => T_PLUS,
+            0x80..=0xff => T_NON_ASCII,
+            b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'/' | b'-' | b'_' | b' ' | b'=' | b'\t'..=b'\r' => 0,
+            _ => T_NOT_BASE64,
+        };
+        i += 1;
+    }
+    t
+};
+
+impl Triggers {
+    pub fn of(value: &str) -> Triggers {
+        Triggers(value.bytes().fold(0, |m, b| m | TRIGGERS[b as usize]))
+    }
+    pub fn percent(self) -> bool {
+        self.0 & T_PERCENT != 0
+    }
+    pub fn html(self) -> bool {
+        self.0 & T_AMPERSAND != 0
+    }
+    pub fn js(self) -> bool {
+        self.0 & T_BACKSLASH != 0
+    }
+    pub fn utf7(self) -> bool {
+        self.0 & T_PLUS != 0
+    }
+    pub fn unicode(self) -> bool {
+        self.0 & T_NON_ASCII != 0
+    }
+    pub fn base64(self) -> bool {
+        self.0 & T_NOT_BASE64 == 0
+    }
+}
+
 fn is_b64_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_')
 }
@@ -535,6 +593,48 @@ pub fn jwt(input: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        // Values near every decoder's grammar: escapes, entities, UTF-7 runs, fullwidth letters, base64
+        // with whitespace around it. A decoder Triggers would skip must have had nothing to decode.
+        #[test]
+        fn triggers_skip_only_decoders_that_refuse(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "eyJ", "SGVsbG8gd29ybGQ=", "\tSGVsbG8gd29ybGQ=\n", "%41", "%u0041", "&lt;", "&#x41;",
+                        "\\u0041", "\\x41", "\\101", "\\\\", "+ADw-", "+ACI-x", "\u{ff21}", "\u{a0}", "\t",
+                    ])
+                    .prop_map(str::to_string),
+                    "[ aA0+/=_-]{0,3}",
+                    "[%&;#xu]{0,2}",
+                ],
+                0..4,
+            )
+        ) {
+            let v = parts.concat();
+            let t = Triggers::of(&v);
+            if !t.percent() { proptest::prop_assert!(percent(&v, false).is_none(), "{:?}", v); }
+            if !t.html() { proptest::prop_assert!(html_entities(&v).is_none(), "{:?}", v); }
+            if !t.js() { proptest::prop_assert!(js_escapes(&v).is_none(), "{:?}", v); }
+            if !t.utf7() { proptest::prop_assert!(utf7(&v).is_none(), "{:?}", v); }
+            if !t.unicode() { proptest::prop_assert!(unicode_fold(&v).is_none(), "{:?}", v); }
+            if !t.base64() { proptest::prop_assert!(base64_text(&v).is_none(), "{:?}", v); }
+        }
+
+        #[test]
+        fn triggers_never_skip_a_decoder_that_decodes(v in ".{0,40}") {
+            let t = Triggers::of(&v);
+            proptest::prop_assert!(t.percent() || percent(&v, false).is_none());
+            proptest::prop_assert!(t.html() || html_entities(&v).is_none());
+            proptest::prop_assert!(t.js() || js_escapes(&v).is_none());
+            proptest::prop_assert!(t.utf7() || utf7(&v).is_none());
+            proptest::prop_assert!(t.unicode() || unicode_fold(&v).is_none());
+            proptest::prop_assert!(t.base64() || base64_text(&v).is_none());
+        }
+    }
 
     #[test]
     fn percent_basic_and_double() {

@@ -249,16 +249,17 @@ impl<'l> Collector<'l> {
         let mut json_child: Option<(&'static str, serde_json::Value)> = None;
         let mut jwt_parts: Option<(String, String)> = None;
         if depth < self.limits.max_decode_depth && *variants < self.limits.max_variants {
-            if let Some(s) = decode::percent(&value, false) {
+            let triggers = decode::Triggers::of(&value);
+            if let Some(s) = triggers.percent().then(|| decode::percent(&value, false)).flatten() {
                 next.push(("percent", s));
             }
-            if let Some(s) = decode::html_entities(&value) {
+            if let Some(s) = triggers.html().then(|| decode::html_entities(&value)).flatten() {
                 next.push(("html", s));
             }
-            if let Some(s) = decode::js_escapes(&value) {
+            if let Some(s) = triggers.js().then(|| decode::js_escapes(&value)).flatten() {
                 next.push(("unescape", s));
             }
-            if let Some(s) = decode::utf7(&value) {
+            if let Some(s) = triggers.utf7().then(|| decode::utf7(&value)).flatten() {
                 next.push(("utf7", s));
             }
             // '+' for space outside a query string (payloads written for URLs); after percent-decoding
@@ -273,12 +274,12 @@ impl<'l> Collector<'l> {
             {
                 next.push(("plus", value.replace('+', " ")));
             }
-            if let Some(s) = decode::unicode_fold(&value) {
+            if let Some(s) = triggers.unicode().then(|| decode::unicode_fold(&value)).flatten() {
                 next.push(("unicode", s));
             }
             if let Some(parts) = decode::jwt(&value) {
                 jwt_parts = Some(parts);
-            } else if let Some(s) = decode::base64_text(&value) {
+            } else if let Some(s) = triggers.base64().then(|| decode::base64_text(&value)).flatten() {
                 next.push(("base64", s));
             }
             let t = value.trim_start();
