@@ -238,6 +238,10 @@ fn scheme_of(v: &str) -> String {
 }
 
 fn dangerous_scheme(v: &str) -> bool {
+    // every scheme ends with `:`; a value without one (most prose) names none
+    if !v.contains(':') {
+        return false;
+    }
     let s = scheme_of(v);
     s == "javascript:" || s == "vbscript:" || s == "livescript:" || s == "mocha:" || {
         s == "data:" && {
@@ -764,6 +768,8 @@ fn strip_short_tags(s: &str) -> String {
 /// name that is `onload=` is never data).
 pub(crate) fn handler_injection(s: &str, is_key: bool) -> Option<usize> {
     let b = s.as_bytes();
+    // a handler is set with `=`: a value without one (most prose) has none
+    memchr::memchr(b'=', b)?;
     let mut from = 0;
     let mut seen = 0;
     while let Some(p) = memchr::memmem::find(&b[from..], b"on") {
