@@ -85,6 +85,19 @@ fn is_nl(c: char) -> bool {
     )
 }
 
+/// The bytes an [`is_nl`] char starts with in UTF-8 (CR, LF, and the lead bytes of the others): a value
+/// with none of them holds no newline, told by a table lookup per byte instead of decoding its chars.
+static NEWLINE_LEAD: [bool; 256] = {
+    let mut t = [false; 256];
+    let lead = [b'\r', b'\n', 0xc2, 0xc4, 0xe0, 0xe2, 0xe5];
+    let mut i = 0;
+    while i < lead.len() {
+        t[lead[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 const HTTP_METHODS: &[&str] = &[
     "get",
     "post",
@@ -147,8 +160,10 @@ fn request_line(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     let s = ctx.lower;
-    // SSI
-    if let Some(p) = s.find("<!--#") {
+    // SSI (a searcher built once per process, as for `request_line`)
+    static SSI: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"<!--#"));
+    if let Some(p) = SSI.find(s.as_bytes()) {
         let d = &s[p + 5..];
         if [
             "exec", "include", "echo", "config", "printenv", "set ", "fsize", "flastmod", "if ", "elif",
@@ -165,7 +180,7 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         }
     }
     request_line(ctx, out);
-    if !s.chars().any(is_nl) {
+    if !(s.bytes().any(|c| NEWLINE_LEAD[c as usize]) && s.chars().any(is_nl)) {
         return;
     }
     let loc = ctx.point.location;
@@ -295,6 +310,15 @@ pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_newline_char_starts_with_a_lead_byte_of_the_table() {
+        for c in (0..=0x10ffffu32).filter_map(char::from_u32).filter(|&c| is_nl(c)) {
+            let mut buf = [0u8; 4];
+            let lead = c.encode_utf8(&mut buf).as_bytes()[0];
+            assert!(NEWLINE_LEAD[lead as usize], "{c:?}");
+        }
+    }
 
     fn score(v: &str, loc: Location) -> u32 {
         crate::max_score_at(check, v, "q", loc, false)
