@@ -342,7 +342,6 @@ impl<'l> Collector<'l> {
     }
 }
 
-/// Inspect a request: every value as a point, plus anomalies.
 /// `prefix.name`, the path of a point below `prefix`. Built by hand: `format!` costs several times more,
 /// and every header and field of every request takes this path.
 pub(crate) fn child_path(prefix: &str, name: &str) -> String {
@@ -353,6 +352,7 @@ pub(crate) fn child_path(prefix: &str, name: &str) -> String {
     p
 }
 
+/// Inspect a request: every value as a point, plus anomalies.
 pub fn inspect(req: &RequestView<'_>, limits: &Limits) -> Inspection {
     let mut c = Collector::new(limits);
     // path
