@@ -17,9 +17,7 @@ pub fn derive(_path: &str, v: &str) -> Option<Derived> {
     if !v.contains('`') {
         return None;
     }
-    if v.contains("```")
-        || (v.contains('`') && v.len() > 24 && util::prose_ratio(v) > 0.6 && v.matches(' ').count() >= 4)
-    {
+    if v.contains("```") || (v.len() > 24 && util::prose_ratio(v) > 0.6 && v.matches(' ').count() >= 4) {
         return Some(Derived::Text(strip_code(v)));
     }
     None
