@@ -436,14 +436,17 @@ static TRIGGERS: [u8; 256] = {
     while i < 256 {
         let c = i as u8;
         t[i] = match c {
-            b'%' => T_PERCENT | T_NOT_BASE64,
-            b'&' => T_AMPERSAND | T_NOT_BASE64,
-            b'\\' => T_BACKSLASH | T_NOT_BASE64,
+            b'%' => T_PERCENT,
+            b'&' => T_AMPERSAND,
+            b'\\' => T_BACKSLASH,
             b'+' => T_PLUS,
             0x80..=0xff => T_NON_ASCII,
-            b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'/' | b'-' | b'_' | b' ' | b'=' | b'\t'..=b'\r' => 0,
-            _ => T_NOT_BASE64,
+            _ => 0,
         };
+        // what `base64_text` accepts: its alphabet, spaces and `=`, and the ASCII whitespace it trims
+        if c.is_ascii() && !(is_b64_byte(c) || matches!(c, b' ' | b'=' | b'\t'..=b'\r')) {
+            t[i] |= T_NOT_BASE64;
+        }
         i += 1;
     }
     t
@@ -473,7 +476,7 @@ impl Triggers {
     }
 }
 
-fn is_b64_byte(c: u8) -> bool {
+const fn is_b64_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_')
 }
 
