@@ -638,9 +638,7 @@ fn windows_batch(s: &str) -> Option<(u32, usize)> {
             return Some((5, p));
         }
     }
-    static ECHO_OFF: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"@echo off"));
-    if let Some(p) = ECHO_OFF.find(s.as_bytes()) {
+    if let Some(p) = crate::finder!(b"@echo off").find(s.as_bytes()) {
         return Some((6, p));
     }
     None

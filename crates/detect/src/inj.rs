@@ -123,10 +123,7 @@ const HTTP_METHODS: &[&str] = &[
 fn request_line(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     let s = ctx.lower;
     let b = s.as_bytes();
-    // a searcher built once per process: most values are asked and few hold the text
-    static HTTP_VERSION: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b" http/"));
-    for p in HTTP_VERSION.find_iter(b) {
+    for p in crate::finder!(b" http/").find_iter(b) {
         if !b.get(p + 6).is_some_and(|c| c.is_ascii_digit()) {
             continue;
         }
@@ -160,10 +157,8 @@ fn request_line(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 pub fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     let s = ctx.lower;
-    // SSI (a searcher built once per process, as for `request_line`)
-    static SSI: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"<!--#"));
-    if let Some(p) = SSI.find(s.as_bytes()) {
+    // SSI
+    if let Some(p) = crate::finder!(b"<!--#").find(s.as_bytes()) {
         let d = &s[p + 5..];
         if [
             "exec", "include", "echo", "config", "printenv", "set ", "fsize", "flastmod", "if ", "elif",

@@ -256,6 +256,17 @@ macro_rules! lits {
     }};
 }
 
+/// Lazily built searcher for one fixed needle: `finder!(b"needle").find(hay)`. Built once per process,
+/// where `memchr::memmem::find` builds one per call (a few hundred instructions, more than the search
+/// of a short value).
+#[macro_export]
+macro_rules! finder {
+    ($needle:expr) => {{
+        static CELL: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+        CELL.get_or_init(|| memchr::memmem::Finder::new($needle))
+    }};
+}
+
 /// `&s[start..end]` with both ends moved down to char boundaries and
 /// clamped to the string: never panics.
 pub fn clip(s: &str, start: usize, end: usize) -> &str {
