@@ -166,7 +166,7 @@ impl Body for ProxyBody {
 }
 
 /// The size of a body made of bytes already read and the rest of a stream.
-fn prefixed_hint(prefix: Option<&Bytes>, rest: &Incoming) -> SizeHint {
+fn prefixed_hint(prefix: Option<&Bytes>, rest: &impl Body) -> SizeHint {
     let p = prefix.map_or(0, |p| p.len() as u64);
     let h = rest.size_hint();
     let mut out = SizeHint::new();
@@ -177,23 +177,56 @@ fn prefixed_hint(prefix: Option<&Bytes>, rest: &Incoming) -> SizeHint {
     out
 }
 
+/// The upstream's answer as it streams: from hyper's client (HTTP/2, TLS, upgrades) or from the
+/// gateway's own HTTP/1.1 connection ([`crate::h1_upstream`]).
+pub enum UpstreamBody {
+    Hyper(Incoming),
+    H1(crate::h1_upstream::ResponseBody),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Hyper(b) => b.is_end_stream(),
+            UpstreamBody::H1(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Hyper(b) => b.size_hint(),
+            UpstreamBody::H1(b) => b.size_hint(),
+        }
+    }
+}
+
 /// The body sent back to the client.
 pub enum RespBody {
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
     /// The upstream's stream, its start searched for a marker on the way through.
-    Watched(Incoming, Box<MarkerWatch>),
+    Watched(UpstreamBody, Box<MarkerWatch>),
     /// The upstream's stream, its start kept on the way through for those that read it once it ends.
-    Tapped(Incoming, Box<AnswerTap>),
+    Tapped(UpstreamBody, Box<AnswerTap>),
     /// The start of the upstream's answer, read already (held to look into it), then the rest.
     Prefixed {
         prefix: Option<Bytes>,
-        rest: Incoming,
+        rest: UpstreamBody,
     },
     /// The upstream's answer to a streaming gRPC call whose later messages are inspected: once the
     /// gateway refuses the call mid-stream, the answer ends with the refusal's trailers (`done` once they
     /// are sent).
     GrpcGuarded {
-        body: Incoming,
+        body: UpstreamBody,
         denial: std::sync::Arc<crate::grpc_stream::Denial>,
         done: bool,
     },
@@ -310,9 +343,9 @@ impl RespBody {
 
 impl Body for RespBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             RespBody::Upstream(b) => Pin::new(b).poll_frame(cx),
             RespBody::Watched(b, watch) => {

@@ -1,7 +1,7 @@
 //! The request stage: framing checks -> route -> body (held up to the inspection limit) -> inspection ->
 //! verdict by mode -> upstream (with retries where safe) -> response.
 
-use crate::body::{collect_prefix, Collected, ProxyBody, RespBody};
+use crate::body::{collect_prefix, Collected, ProxyBody, RespBody, UpstreamBody};
 use crate::headers::{self, Forwarding, Reject};
 use crate::inspect::{Inspection, RequestContext};
 use crate::metrics::{Label, RequestLabels};
@@ -892,7 +892,26 @@ async fn forward(
             req.headers_mut().remove(header::HOST);
         }
         outcome.upstream_target = Some(pool.targets[idx].labels.target.clone());
-        let retry_ok = match tokio::time::timeout(timeout, pool.client().request(req)).await {
+        // Plain HTTP/1.1 targets are spoken to by this task itself; upgrades (whose connection becomes
+        // a tunnel), TLS and HTTP/2 targets go through hyper's client.
+        let own_h1 = pool.h1_idle(idx).filter(|_| client_upgrade.is_none());
+        let answered = match own_h1 {
+            Some(idle) => {
+                let target = &pool.targets[idx].authority;
+                let sent = crate::h1_upstream::send(idle, target, pool.spec.connect_timeout, req, idempotent);
+                tokio::time::timeout(timeout, sent).await.map(|r| {
+                    r.map(|resp| resp.map(UpstreamBody::H1))
+                        .map_err(|e| (e.is_connect(), error_chain(&e)))
+                })
+            }
+            None => tokio::time::timeout(timeout, pool.client().request(req))
+                .await
+                .map(|r| {
+                    r.map(|resp| resp.map(UpstreamBody::Hyper))
+                        .map_err(|e| (e.is_connect(), error_chain(&e)))
+                }),
+        };
+        let retry_ok = match answered {
             Ok(Ok(resp)) => {
                 if matches!(resp.status().as_u16(), 502..=504) {
                     pool.record_failure(idx);
@@ -901,13 +920,13 @@ async fn forward(
                 }
                 return finish_response(resp, client_upgrade, request_id);
             }
-            Ok(Err(e)) => {
+            Ok(Err((never_sent, error))) => {
                 pool.record_failure(idx);
-                tracing::warn!(request_id, upstream = %pool.spec.name, target = %pool.targets[idx].labels.target, error = %error_chain(&e), "upstream request failed");
+                tracing::warn!(request_id, upstream = %pool.spec.name, target = %pool.targets[idx].labels.target, error, "upstream request failed");
                 last_error = Some((StatusCode::BAD_GATEWAY, "upstream unavailable"));
                 // A request that never reached the upstream is safe to send elsewhere; one that may have
                 // reached it only when it is idempotent.
-                idempotent || e.is_connect()
+                idempotent || never_sent
             }
             Err(_) => {
                 pool.record_failure(idx);
@@ -937,7 +956,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn finish_response(
-    resp: Response<Incoming>,
+    resp: Response<UpstreamBody>,
     client_upgrade: Option<ClientUpgrade>,
     request_id: &str,
 ) -> Response<RespBody> {

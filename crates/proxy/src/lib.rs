@@ -14,6 +14,7 @@
 //! - [`grpc_stream`]: inspection of a streaming gRPC call's later messages;
 //! - [`graphql_answer`]: field suggestions masked in GraphQL answers;
 //! - [`upstream`]: pools, balancing, health checks, passive ejection;
+//! - [`h1_upstream`]: HTTP/1.1 to plain upstreams, spoken by the request's own task;
 //! - [`overrides`]: temporary route changes made by triggers (mode, sensitivity);
 //! - [`runtime`]: the policy + pools + inspector snapshot that reloads swap atomically;
 //! - [`reload`]: file watching and SIGHUP;
@@ -29,6 +30,7 @@ pub mod discovery;
 pub mod framing;
 pub mod graphql_answer;
 pub mod grpc_stream;
+pub mod h1_upstream;
 pub mod handler;
 pub mod headers;
 pub mod inspect;

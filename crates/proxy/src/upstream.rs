@@ -5,6 +5,7 @@
 //! last in-flight request that uses it finishes (its health task stops with it).
 
 use crate::body::ProxyBody;
+use crate::h1_upstream::IdleConns;
 use crate::metrics::{Metrics, TargetLabels};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -35,6 +36,9 @@ pub struct UpstreamPool {
     /// One client (and so one connection pool) per worker thread, so that an upstream connection is only
     /// ever driven by the thread that uses it; index 0 serves threads that are not workers.
     clients: Vec<HttpClient>,
+    /// Idle connections of the gateway's own HTTP/1.1 path, per worker (the same slots as `clients`)
+    /// and target: `slot * targets.len() + target`. Empty for an HTTP/2 upstream.
+    h1_idle: Vec<Arc<IdleConns>>,
     rr: AtomicUsize,
     epoch: Instant,
     metrics: Arc<Metrics>,
@@ -87,6 +91,13 @@ impl UpstreamPool {
                 }))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let h1_idle = if spec.protocol == UpstreamProtocol::Http1 {
+            (0..clients.len() * targets.len())
+                .map(|_| IdleConns::new(spec.pool_max_idle, spec.pool_idle_timeout))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let pool = Arc::new_cyclic(|weak: &std::sync::Weak<UpstreamPool>| {
             let health_task = spec.health.as_ref().map(|_| {
                 let weak = weak.clone();
@@ -96,6 +107,7 @@ impl UpstreamPool {
                 spec,
                 targets,
                 clients,
+                h1_idle,
                 rr: AtomicUsize::new(0),
                 epoch: Instant::now(),
                 metrics,
@@ -105,10 +117,23 @@ impl UpstreamPool {
         Ok(pool)
     }
 
+    /// The calling worker's slot among `clients` (0 for threads that are not workers).
+    fn slot(&self) -> usize {
+        crate::worker::current().map_or(0, |w| w + 1) % self.clients.len()
+    }
+
     /// The calling worker's client.
     pub fn client(&self) -> &HttpClient {
-        let i = crate::worker::current().map_or(0, |w| w + 1);
-        &self.clients[i % self.clients.len()]
+        &self.clients[self.slot()]
+    }
+
+    /// The calling worker's idle connections to target `i`, when requests to it go by the gateway's
+    /// own HTTP/1.1 path (an HTTP/1.1 upstream over plain TCP); `None` when they go through hyper.
+    pub fn h1_idle(&self, i: usize) -> Option<&Arc<IdleConns>> {
+        if self.targets[i].scheme != http::uri::Scheme::HTTP {
+            return None;
+        }
+        self.h1_idle.get(self.slot() * self.targets.len() + i)
     }
 
     fn now_ms(&self) -> u64 {

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -615,6 +616,163 @@ async fn idempotent_get_is_retried_on_a_second_target() {
         assert_eq!(r.header("x-backend"), Some("good"));
     }
     assert_eq!(good.hits.load(Ordering::SeqCst), 6);
+}
+
+/// A raw HTTP/1.1 upstream that numbers its connections and answers each request with
+/// `<connection>:<request on it>:<body>`. With `drop_second`, a connection that has answered once reads
+/// its next request and closes without answering (an upstream closing an idle keep-alive connection as
+/// the gateway reuses it).
+async fn numbering_upstream(drop_second: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let counter = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let conn = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                for n in 1.. {
+                    let Some(end) = read_head_raw(&mut s, &mut buf).await else {
+                        return;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < end + length {
+                        let mut more = [0u8; 4096];
+                        match s.read(&mut more).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&more[..k]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buf[end..end + length]).into_owned();
+                    buf.drain(..end + length);
+                    if drop_second && n == 2 {
+                        return;
+                    }
+                    let answer = format!("{conn}:{n}:{body}");
+                    let out = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}", answer.len());
+                    if s.write_all(out.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+/// Reads into `buf` until it holds a request head; the head's length, or `None` at the end.
+async fn read_head_raw(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(i + 4);
+        }
+        let mut more = [0u8; 4096];
+        match s.read(&mut more).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&more[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let (addr, conns) = numbering_upstream(false).await;
+    let gw = gateway(&simple(&[format!("http://{addr}")])).await;
+    let c = client();
+    for i in 1..=10 {
+        let r = send(&c, Request::post(gw.url("/")).body(full(format!("b{i}"))).unwrap()).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.text(),
+            format!("1:{i}:b{i}"),
+            "request {i} went on the first connection"
+        );
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_reused_connection_closed_by_the_upstream_is_retried_only_for_idempotent_requests() {
+    let (addr, conns) = numbering_upstream(true).await;
+    let gw = gateway(&config(
+        "",
+        &(upstream(
+            "app",
+            &[format!("http://{addr}")],
+            "retries = 0\npassive = { max_failures = 100 }",
+        ) + &route("main", "/", "app", "")),
+    ))
+    .await;
+    let c = client();
+    assert_eq!(get(&c, &gw.url("/one")).await.text(), "1:1:");
+    // The first connection takes the next request and closes without answering: a GET is sent again
+    // on a fresh connection, even with retries = 0, since the upstream never answered it.
+    let r = get(&c, &gw.url("/two")).await;
+    assert_eq!((r.status, r.text()), (StatusCode::OK, "2:1:".to_string()));
+    // A POST in the same place is not sent twice: the client hears 502.
+    let r = send(&c, Request::post(gw.url("/three")).body(full("pay")).unwrap()).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(conns.load(Ordering::SeqCst), 2);
+    // And the gateway goes on: a new connection serves the next one.
+    let r = send(&c, Request::post(gw.url("/four")).body(full("ok")).unwrap()).await;
+    assert_eq!((r.status, r.text()), (StatusCode::OK, "3:1:ok".to_string()));
+}
+
+#[tokio::test]
+async fn malformed_upstream_answers_are_502_and_close_delimited_ones_pass() {
+    async fn answering(answer: &'static [u8]) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    if read_head_raw(&mut s, &mut buf).await.is_some() {
+                        let _ = s.write_all(answer).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+    let c = client();
+    for answer in [
+        &b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc"[..],
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        b"SMTP ready\r\n\r\n",
+    ] {
+        let gw = gateway(&simple(&[format!("http://{}", answering(answer).await)])).await;
+        let started = Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(5), async {
+            // A chunked answer can fail only once its head is on the way: the client sees it cut (the
+            // connection closes before the answer or its body is complete).
+            match c.request(Request::get(gw.url("/")).body(full("")).unwrap()).await {
+                Ok(resp) => (Some(resp.status()), resp.into_body().collect().await.is_ok()),
+                Err(_) => (None, false),
+            }
+        })
+        .await
+        .expect("answered");
+        assert!(
+            r.0 == Some(StatusCode::BAD_GATEWAY) || !r.1,
+            "{:?} gave {r:?}",
+            String::from_utf8_lossy(answer)
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+    // An answer without a length ends when the upstream closes, and is whole.
+    let gw = gateway(&simple(&[format!(
+        "http://{}",
+        answering(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end").await
+    )]))
+    .await;
+    let r = get(&c, &gw.url("/")).await;
+    assert_eq!((r.status, r.text()), (StatusCode::OK, "until the end".to_string()));
 }
 
 async fn backend_counts(gw: &Gw, n: usize) -> std::collections::HashMap<String, usize> {
