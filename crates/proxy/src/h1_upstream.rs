@@ -443,15 +443,32 @@ async fn read_head(rd: &mut tokio::net::tcp::ReadHalf<'_>, buf: &mut BytesMut) -
 }
 
 /// Parses one answer head at the start of `buf` and removes it from there; `None` while incomplete.
+///
+/// A complete head is parsed twice: once in `buf` to learn its length, then again in the bytes split
+/// off for it, so that header values can be slices of those bytes (no copy each) without noting their
+/// places while httparse still borrows `buf`. A second pass over a small head costs less than the
+/// bookkeeping; the header arrays are left uninitialised (initialising them cost more than parsing).
 fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut answer = httparse::Response::new(&mut raw);
-    let len = match answer.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(Error::InvalidAnswer("too many header fields")),
-        Err(_) => return Err(Error::InvalidAnswer("malformed answer head")),
+    let config = httparse::ParserConfig::default();
+    let len = {
+        let mut raw = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut answer = httparse::Response::new(&mut []);
+        match config.parse_response_with_uninit_headers(&mut answer, buf, &mut raw) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(Error::InvalidAnswer("too many header fields")),
+            Err(_) => return Err(Error::InvalidAnswer("malformed answer head")),
+        }
     };
+    let bytes = buf.split_to(len).freeze();
+    let mut raw = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut answer = httparse::Response::new(&mut []);
+    if !matches!(
+        config.parse_response_with_uninit_headers(&mut answer, &bytes, &mut raw),
+        Ok(httparse::Status::Complete(n)) if n == len
+    ) {
+        return Err(Error::InvalidAnswer("malformed answer head"));
+    }
     let status = answer
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
@@ -461,25 +478,11 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
     } else {
         Version::HTTP_11
     };
-    // Header values are slices of the head's own bytes (no copy each); their places are noted before
-    // the head is split off the buffer, while httparse still borrows it.
-    let base = buf.as_ptr() as usize;
-    let mut places = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    let count = answer.headers.len();
-    for (place, h) in places.iter_mut().zip(answer.headers.iter()) {
-        *place = (
-            h.name.as_ptr() as usize - base,
-            h.name.len(),
-            h.value.as_ptr() as usize - base,
-            h.value.len(),
-        );
-    }
-    let bytes = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
-    for &(ns, nl, vs, vl) in &places[..count] {
+    let mut headers = HeaderMap::with_capacity(answer.headers.len());
+    for h in answer.headers.iter() {
         let name =
-            HeaderName::from_bytes(&bytes[ns..ns + nl]).map_err(|_| Error::InvalidAnswer("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(bytes.slice(vs..vs + vl))
+            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Error::InvalidAnswer("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(bytes.slice_ref(h.value))
             .map_err(|_| Error::InvalidAnswer("invalid header value"))?;
         headers.append(name, value);
     }
