@@ -104,36 +104,51 @@ fn value_shape(v: &str) -> (&'static str, Option<&'static str>) {
 /// social security numbers, access tokens and API keys, passwords (by field name).
 pub fn sensitive_kinds(text: &str) -> BTreeSet<&'static str> {
     use std::sync::OnceLock;
-    static PATTERNS: OnceLock<Vec<(&'static str, regex::Regex)>> = OnceLock::new();
-    let patterns = PATTERNS.get_or_init(|| {
-        [
-            ("email", r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}"),
-            ("phone", r"\+[1-9][0-9 ()-]{7,18}[0-9]"),
-            ("card", r"\b(?:[0-9][ -]?){12,18}[0-9]\b"),
-            ("iban", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b"),
-            ("national_id", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b"),
-            (
-                "token",
-                r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|\b(?:sk_live|pk_live|rk_live)_[A-Za-z0-9]{16,}|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}",
-            ),
-            ("password", r#"(?i)"(?:password|passwd|pwd|secret|pin)"\s*:\s*"[^"]+"|(?i)\b(?:password|passwd|pwd)=[^&\s]+"#),
-        ]
-        .into_iter()
-        .map(|(k, p)| (k, regex::Regex::new(p).expect("a valid pattern")))
-        .collect()
+    const KINDS: [(&str, &str); 7] = [
+        (
+            "email",
+            r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}",
+        ),
+        ("phone", r"\+[1-9][0-9 ()-]{7,18}[0-9]"),
+        ("card", r"\b(?:[0-9][ -]?){12,18}[0-9]\b"),
+        ("iban", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b"),
+        ("national_id", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b"),
+        (
+            "token",
+            r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|\b(?:sk_live|pk_live|rk_live)_[A-Za-z0-9]{16,}|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}",
+        ),
+        (
+            "password",
+            r#"(?i)"(?:password|passwd|pwd|secret|pin)"\s*:\s*"[^"]+"|(?i)\b(?:password|passwd|pwd)=[^&\s]+"#,
+        ),
+    ];
+    /// All kinds in one automaton, to learn in a single pass which kinds could be present (most texts
+    /// hold none), then each kind's own pattern for the matches that need checking (Luhn, mod 97).
+    static PATTERNS: OnceLock<(regex::RegexSet, Vec<regex::Regex>)> = OnceLock::new();
+    let (any, each) = PATTERNS.get_or_init(|| {
+        let set = regex::RegexSet::new(KINDS.iter().map(|(_, p)| p)).expect("valid patterns");
+        let each = KINDS
+            .iter()
+            .map(|(_, p)| regex::Regex::new(p).expect("a valid pattern"))
+            .collect();
+        (set, each)
     });
     let mut out = BTreeSet::new();
-    for (kind, re) in patterns {
-        for m in re.find_iter(text) {
+    if text.is_empty() {
+        return out;
+    }
+    for i in any.matches(text).iter() {
+        let kind = KINDS[i].0;
+        for m in each[i].find_iter(text) {
             let s = m.as_str();
-            let ok = match *kind {
+            let ok = match kind {
                 "card" => luhn(s),
                 "iban" => iban_checks(s),
                 "phone" => s.bytes().filter(u8::is_ascii_digit).count() >= 8,
                 _ => true,
             };
             if ok {
-                out.insert(*kind);
+                out.insert(kind);
                 break;
             }
         }
