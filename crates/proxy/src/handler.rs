@@ -314,10 +314,11 @@ pub async fn handle(
         log.record(|b| {
             let _ = write!(
                 b,
-                "{{\"ts\":\"{}\",\"request_id\":\"{request_id}\",\"client\":\"{}\",\"listener\":",
-                humantime_rfc3339(),
-                outcome.client_ip.unwrap_or(conn.client)
+                "{{\"ts\":\"{}\",\"request_id\":\"{request_id}\",\"client\":\"",
+                humantime_rfc3339()
             );
+            headers::write_ip(b, outcome.client_ip.unwrap_or(conn.client));
+            b.extend_from_slice(b"\",\"listener\":");
             json_str(b, &conn.listener);
             b.extend_from_slice(b",\"method\":");
             json_str(b, method.as_str());
